@@ -1,0 +1,201 @@
+"""Running the server: binding listeners, starting doors and workers, stopping cleanly.
+
+`serve()` binds every listener first (so a port in use is a configuration error reported
+before anything starts), then starts the doors, logs "ready" with the addresses, and waits for
+SIGTERM/SIGINT: then it stops accepting, lets in-flight work finish within
+`limits.shutdown_grace` seconds, closes the database and returns 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import uvicorn
+from starlette.applications import Starlette
+
+from certs.errors import CertsError
+from certs.tls import server_context
+from certs.truststore import TrustStore
+from mailserver.admin import build_admin_app
+from mailserver.config import Config, ConfigError, ListenerSection
+from mailserver.errors import CommandError
+from mailserver.metrics import Metrics
+from storage.db import Database, DatabaseError, open_database
+
+log = logging.getLogger("mailserver")
+
+# Doors this version serves; the others keep their configured ports for later versions.
+IMPLEMENTED_DOORS = ("admin",)
+
+
+class Door(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+def bind_listener(cfg: Config, name: str, listener: ListenerSection) -> socket.socket:
+    """Bind and listen now; a port in use is a configuration error naming the key."""
+    family = socket.AF_INET6 if ":" in listener.address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((listener.address, listener.port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigError(
+            f"{cfg.source}: key 'listeners.{name}.port': cannot listen on "
+            f"{listener.address}:{listener.port}: {why}"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass
+class HttpDoor:
+    """An ASGI application served by uvicorn on a socket we bound ourselves."""
+
+    name: str
+    app: Starlette
+    sock: socket.socket
+    scheme: str = "http"
+    _server: _QuietServer | None = None
+    _task: asyncio.Task[None] | None = None
+
+    def describe(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        return f"{self.name}={self.scheme}://{host}:{port}"
+
+    async def start(self) -> None:
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=None,
+        )
+        self._server = _QuietServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self.sock]))
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # surface a start-up failure
+                raise CommandError(f"{self.name}: HTTP listener stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self, grace: float) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.config.timeout_graceful_shutdown = int(grace) if grace else None
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(self._task, timeout=grace + 5)
+        except TimeoutError:
+            self._server.force_exit = True
+            await self._task
+
+
+@dataclass
+class Runtime:
+    cfg: Config
+    db: Database
+    trust: TrustStore
+    metrics: Metrics = field(default_factory=Metrics)
+    doors: list[Door] = field(default_factory=list)
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def crl_refresher(self, interval: float) -> None:
+        """Re-read CRLs periodically; a bad refresh keeps the last good CRL (IGC-Santé)."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+            if self.stopping.is_set():
+                return
+            warnings = await asyncio.to_thread(self.trust.reload_crls)
+            for w in warnings:
+                log.warning("CRL refresh: %s", w)
+
+
+def check_tls(cfg: Config) -> TrustStore:
+    """Load the server certificate, key and trust store now, so bad files stop start-up."""
+    roots = [cfg.path(p) for p in cfg.tls.roots]
+    intermediates = [cfg.path(p) for p in cfg.tls.intermediates]
+    try:
+        server_context(cfg.path(cfg.tls.cert), cfg.path(cfg.tls.key), trust_files=roots)
+        return TrustStore.from_paths(roots, intermediates, [cfg.path(p) for p in cfg.tls.crls])
+    except CertsError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
+
+
+async def serve(cfg: Config) -> int:
+    trust = check_tls(cfg)
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name in IMPLEMENTED_DOORS:
+            listener: ListenerSection = getattr(cfg.listeners, name)
+            if listener.enabled:
+                sockets[name] = bind_listener(cfg, name, listener)
+    except ConfigError:
+        for s in sockets.values():
+            s.close()
+        raise
+    try:
+        db = await open_database(cfg.database_url)
+    except DatabaseError as exc:
+        for s in sockets.values():
+            s.close()
+        raise CommandError(str(exc), status=2) from None
+
+    rt = Runtime(cfg, db, trust)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, rt.stopping.set)
+    try:
+        if "admin" in sockets:
+            rt.doors.append(HttpDoor("admin", build_admin_app(db, rt.metrics), sockets["admin"]))
+        for door in rt.doors:
+            await door.start()
+        rt.workers.append(asyncio.create_task(rt.crl_refresher(cfg.tls.crl_refresh)))
+        later = [
+            n
+            for n in ("smtp_inbound", "submission", "submissions", "imap", "imaps", "webmail")
+            if getattr(cfg.listeners, n).enabled
+        ]
+        if later:
+            log.info("not served by this version yet: %s", ", ".join(later))
+        log.info("ready %s (database %s)", " ".join(d.describe() for d in rt.doors), db.dialect)
+        await rt.stopping.wait()
+        log.info("stopping: no new connections, finishing in-flight work")
+        for door in rt.doors:
+            await door.stop(cfg.limits.shutdown_grace)
+        for w in rt.workers:
+            w.cancel()
+        await asyncio.gather(*rt.workers, return_exceptions=True)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await db.close()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,68 @@
+"""The audit log: every access to a patient's data, who, what, when and how authenticated."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import AuditEvent, utcnow
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: an address or identifier, how they proved it, and from where."""
+
+    name: str
+    auth_method: str = ""
+    remote_address: str = ""
+
+
+def record(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    *,
+    object_type: str = "",
+    object_id: str = "",
+    patient_ins: str | None = None,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """Add an audit event to the session; it is committed with the caller's transaction."""
+    event = AuditEvent(
+        at=at or utcnow(),
+        actor=actor.name,
+        auth_method=actor.auth_method,
+        remote_address=actor.remote_address,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        patient_ins=patient_ins,
+        detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else "",
+    )
+    session.add(event)
+    return event
+
+
+async def events_for_patient(
+    session: AsyncSession, ins: str, *, limit: int = 500
+) -> Sequence[AuditEvent]:
+    """The most recent events touching one patient's data, newest first."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.patient_ins == ins)
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def recent_events(session: AsyncSession, *, limit: int = 100) -> Sequence[AuditEvent]:
+    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    return (await session.scalars(stmt)).all()

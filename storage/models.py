@@ -1,0 +1,390 @@
+"""SQLAlchemy models: the whole persistent schema.
+
+The schema evolves only through Alembic migrations in `storage/migrations/versions/`; a test
+checks that the migrations and these models describe the same schema.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always come back timezone-aware (SQLite drops tz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# --- accounts and mailboxes -------------------------------------------------------------
+
+
+class Account(Base):
+    """A mailbox: PER (one professional), ORG (a team), APP (a system), PAT (a patient)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    kind: Mapped[str] = mapped_column(String(3))  # PER | ORG | APP | PAT
+    national_id: Mapped[str | None] = mapped_column(String(20), index=True)
+    structure_id: Mapped[str | None] = mapped_column(String(40))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(10), default="active")  # active | disabled
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OrgMember(Base):
+    """A member of an ORG box may read it and send as it with their own credentials."""
+
+    __tablename__ = "org_members"
+
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccountCertificate(Base):
+    """A client certificate bound to an account (SASL EXTERNAL)."""
+
+    __tablename__ = "account_certificates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    subject_dn: Mapped[str] = mapped_column(Text)  # normalised (certs.dn)
+    subject_text: Mapped[str] = mapped_column(Text)
+    serial_hex: Mapped[str] = mapped_column(String(64))
+    issuer_dn: Mapped[str] = mapped_column(Text)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Patient(Base):
+    """A Mon espace santé mailbox holder, `<INS>@patient.mssante.fr`."""
+
+    __tablename__ = "patients"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    ins: Mapped[str] = mapped_column(String(15), unique=True)
+    state: Mapped[str] = mapped_column(String(10), default="active")  # active|opposed|closed
+    personal_email: Mapped[str | None] = mapped_column(String(320))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PatientContact(Base):
+    """A professional address the patient may answer (it wrote first); closed by FIN."""
+
+    __tablename__ = "patient_contacts"
+    __table_args__ = (UniqueConstraint("patient_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.account_id", ondelete="CASCADE"), index=True
+    )
+    address: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(10), default="open")  # open | closed
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- national directory caches ----------------------------------------------------------
+
+
+class ListeBlancheEntry(Base):
+    """One (domain, operator certificate DN) pair of the national liste blanche."""
+
+    __tablename__ = "listeblanche_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), index=True)  # lowercased
+    dn_text: Mapped[str | None] = mapped_column(Text)
+    dn_normalized: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # national: from the published file (replaced by each import); local: added by the
+    # operator (development peers, test operators) and kept across imports.
+    origin: Mapped[str] = mapped_column(String(10), default="national")
+
+
+class ListeBlancheImport(Base):
+    __tablename__ = "listeblanche_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    generated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    file_name: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    entries: Mapped[int] = mapped_column(Integer)
+    domains: Mapped[int] = mapped_column(Integer)
+
+
+class AnnuaireImport(Base):
+    """One import of an annuaire extraction; its `id` is the generation its rows carry."""
+
+    __tablename__ = "annuaire_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # personne_activite | mssante
+    file_name: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AnnuairePerson(Base):
+    """One line of PS_LibreAcces_Personne_activite (one activity of one professional)."""
+
+    __tablename__ = "annuaire_persons"
+    __table_args__ = (Index("ix_annuaire_persons_generation_nid", "generation", "national_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    national_id: Mapped[str] = mapped_column(String(20))
+    id_pp_type: Mapped[str] = mapped_column(Text, default="")
+    id_pp: Mapped[str] = mapped_column(Text, default="")
+    civility: Mapped[str] = mapped_column(Text, default="")
+    last_name: Mapped[str] = mapped_column(Text, default="")
+    first_name: Mapped[str] = mapped_column(Text, default="")
+    profession_code: Mapped[str] = mapped_column(Text, default="")
+    profession_label: Mapped[str] = mapped_column(Text, default="")
+    specialty_code: Mapped[str] = mapped_column(Text, default="")
+    specialty_label: Mapped[str] = mapped_column(Text, default="")
+    mode_code: Mapped[str] = mapped_column(Text, default="")
+    structure_id: Mapped[str] = mapped_column(Text, default="")
+    siret: Mapped[str] = mapped_column(Text, default="")
+    finess: Mapped[str] = mapped_column(Text, default="")
+    structure_name: Mapped[str] = mapped_column(Text, default="")
+    postal_code: Mapped[str] = mapped_column(Text, default="")
+    city: Mapped[str] = mapped_column(Text, default="")
+
+
+class AnnuaireMailbox(Base):
+    """One line of Extraction_Correspondance_MSSante (a published MSSanté box)."""
+
+    __tablename__ = "annuaire_mailboxes"
+    __table_args__ = (
+        Index("ix_annuaire_mailboxes_generation_address", "generation", "address"),
+        Index("ix_annuaire_mailboxes_generation_nid", "generation", "national_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    bal_type: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str] = mapped_column(String(320))
+    national_id: Mapped[str | None] = mapped_column(String(20))  # None for ORG boxes
+    id_pp_type: Mapped[str] = mapped_column(Text, default="")
+    id_pp: Mapped[str] = mapped_column(Text, default="")
+    structure_id_type: Mapped[str] = mapped_column(Text, default="")
+    structure_id: Mapped[str] = mapped_column(Text, default="")
+    service: Mapped[str] = mapped_column(Text, default="")
+    civility: Mapped[str] = mapped_column(Text, default="")
+    last_name: Mapped[str] = mapped_column(Text, default="")
+    first_name: Mapped[str] = mapped_column(Text, default="")
+    profession_code: Mapped[str] = mapped_column(Text, default="")
+    profession_label: Mapped[str] = mapped_column(Text, default="")
+    specialty_code: Mapped[str] = mapped_column(Text, default="")
+    specialty_label: Mapped[str] = mapped_column(Text, default="")
+    dematerialisation: Mapped[str] = mapped_column(Text, default="")
+    structure_name: Mapped[str] = mapped_column(Text, default="")
+    postal_code: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- mail store -------------------------------------------------------------------------
+
+
+class Blob(Base):
+    """A content-addressed message body or document, stored once under the blob directory."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str | None] = mapped_column(String(40))  # encryption key id, if encrypted
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Folder(Base):
+    """An IMAP mailbox (RFC 3501 §2.3.1.1 UIDVALIDITY/UIDNEXT, RFC 7162 HIGHESTMODSEQ)."""
+
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))  # UTF-8; modified UTF-7 only on the wire
+    special_use: Mapped[str | None] = mapped_column(String(20))  # RFC 6154 (\\Sent, ...)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uidnext: Mapped[int] = mapped_column(BigInteger, default=1)
+    highestmodseq: Mapped[int] = mapped_column(BigInteger, default=1)
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Message(Base):
+    """One message in one folder; the body is a shared blob."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("folder_id", "uid"),
+        Index("ix_messages_folder_modseq", "folder_id", "modseq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    uid: Mapped[int] = mapped_column(BigInteger)
+    modseq: Mapped[int] = mapped_column(BigInteger)
+    flags: Mapped[str] = mapped_column(Text, default="")  # space-separated system flags+keywords
+    internal_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    size: Mapped[int] = mapped_column(BigInteger)
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    message_id: Mapped[str | None] = mapped_column(Text)
+    envelope: Mapped[str] = mapped_column(Text, default="")  # cached RFC 3501 ENVELOPE (JSON)
+    body_structure: Mapped[str] = mapped_column(Text, default="")  # cached BODYSTRUCTURE (JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QueueEntry(Base):
+    """A message waiting to be relayed to another operator, one row per recipient."""
+
+    __tablename__ = "relay_queue"
+    __table_args__ = (Index("ix_relay_queue_state_next", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    sender: Mapped[str] = mapped_column(String(320))  # envelope MAIL FROM ("" for DSNs)
+    recipient: Mapped[str] = mapped_column(String(320))
+    # RFC 3461 DSN parameters.
+    notify: Mapped[str | None] = mapped_column(String(40))
+    ret: Mapped[str | None] = mapped_column(String(4))
+    envid: Mapped[str | None] = mapped_column(String(100))
+    orcpt: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(12), default="queued")  # queued|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delay_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- dossier and audit ------------------------------------------------------------------
+
+
+class DossierDocument(Base):
+    """A document filed into a patient's dossier, with its provenance and visibility."""
+
+    __tablename__ = "dossier_documents"
+    __table_args__ = (UniqueConstraint("patient_id", "unique_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.account_id", ondelete="CASCADE"), index=True
+    )
+    unique_id: Mapped[str] = mapped_column(String(200))
+    superseded_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dossier_documents.id", ondelete="SET NULL")
+    )
+    type_code: Mapped[str] = mapped_column(String(40), default="")  # LOINC
+    type_display: Mapped[str] = mapped_column(String(300), default="")
+    class_code: Mapped[str] = mapped_column(String(40), default="")
+    format_code: Mapped[str] = mapped_column(String(200), default="")
+    confidentiality_code: Mapped[str] = mapped_column(String(10), default="")
+    title: Mapped[str] = mapped_column(Text, default="")
+    mime_type: Mapped[str] = mapped_column(String(100))
+    creation_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    service_start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    author_national_id: Mapped[str] = mapped_column(String(20), default="")
+    author_name: Mapped[str] = mapped_column(String(300), default="")
+    author_institution: Mapped[str] = mapped_column(String(300), default="")
+    author_specialty: Mapped[str] = mapped_column(String(300), default="")
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    rendition_blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    size: Mapped[int] = mapped_column(BigInteger)
+    source_message_id: Mapped[str | None] = mapped_column(Text)
+    source_folder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("folders.id", ondelete="SET NULL")
+    )
+    source_uid: Mapped[int | None] = mapped_column(BigInteger)
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    hidden_from_professionals: Mapped[bool] = mapped_column(Boolean, default=False)
+    visible_to_patient: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class AuditEvent(Base):
+    """Who did what to which data, when and how they proved who they are."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    auth_method: Mapped[str] = mapped_column(String(40), default="")
+    action: Mapped[str] = mapped_column(String(60))
+    object_type: Mapped[str] = mapped_column(String(40), default="")
+    object_id: Mapped[str] = mapped_column(String(200), default="")
+    patient_ins: Mapped[str | None] = mapped_column(String(15), index=True)
+    remote_address: Mapped[str] = mapped_column(String(60), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
