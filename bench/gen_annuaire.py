@@ -369,6 +369,28 @@ def iter_personne_lines(lines: int, *, layout: Layout = "2021", seed: int = 0) -
     def pick(seq: Sequence[_T]) -> _T:
         return seq[int(rand() * len(seq))]
 
+    # Activity sites are drawn from a pool (professionals share structures, as in reality);
+    # this also keeps generation fast: one draw per line for all the site columns.
+    sites: list[tuple[bool, tuple[tuple[int, str], ...]]] = []
+    for _ in range(4096):
+        mode_code, mode_label = pick(_MODES)
+        commune, postal, city, dept, dept_label, cedex = pick(cities)
+        siret = str(10**13 + int(rand() * 9 * 10**13))
+        site = [
+            (i_mode, mode_code), (i_mode_l, mode_label), (i_siret, siret),
+            (i_siren, siret[:9]), (i_old, "3" + siret), (i_num, str(int(rand() * 200) + 1)),
+            *zip((i_street_c, i_street_t, i_street), pick(_STREETS), strict=True),
+            (i_cedex, cedex), (i_postal, postal), (i_commune, commune), (i_city, city),
+            (i_phone, f"0{int(rand() * 900_000_000) + 100_000_000}"), (i_dept, dept),
+            (i_dept_l, dept_label), *zip((i_sector, i_sector_l), pick(_SECTORS), strict=True),
+        ]  # fmt: skip
+        if mode_code != "L":
+            finess = f"{dept[:2]}{int(rand() * 10**7):07d}"
+            name = pick(_ORGANISATIONS)[0]
+            site += [(i_finess, finess), (i_struct, "F" + finess), (i_name, name), (i_dest, name)]
+        sites.append((mode_code == "L", tuple(site)))
+    n_sites = len(sites)
+
     written = 0
     person = 0
     while written < lines:
@@ -407,32 +429,12 @@ def iter_personne_lines(lines: int, *, layout: Layout = "2021", seed: int = 0) -
         activities = min(1 + int(rng.expovariate(1.6)), lines - written)
         for number in range(activities):
             row = base.copy()
-            mode_code, mode_label = pick(_MODES)
-            commune, postal, city, dept, dept_label, cedex = pick(cities)
-            siret = str(10**13 + int(rand() * 9 * 10**13))
-            row[i_mode] = mode_code
-            row[i_mode_l] = mode_label
-            row[i_siret] = siret
-            row[i_siren] = siret[:9]
-            row[i_old] = "3" + siret
-            if mode_code == "L":
+            liberal, assignments = sites[int(rand() * n_sites)]
+            for index, value in assignments:
+                row[index] = value
+            if liberal:  # a private practice: the professional's own cabinet
                 row[i_struct] = f"C{id_pp}{number:02d}"
                 row[i_name] = row[i_dest] = cabinet
-            else:
-                finess = f"{dept[:2]}{int(rand() * 10**7):07d}"
-                row[i_finess] = finess
-                row[i_struct] = "F" + finess
-                row[i_name] = row[i_dest] = pick(_ORGANISATIONS)[0]
-            row[i_num] = str(int(rand() * 200) + 1)
-            row[i_street_c], row[i_street_t], row[i_street] = pick(_STREETS)
-            row[i_cedex] = cedex
-            row[i_postal] = postal
-            row[i_commune] = commune
-            row[i_city] = city
-            row[i_phone] = f"0{int(rand() * 900_000_000) + 100_000_000}"
-            row[i_dept] = dept
-            row[i_dept_l] = dept_label
-            row[i_sector], row[i_sector_l] = pick(_SECTORS)
             yield "|".join(row) + "|\n"
         written += activities
 
@@ -440,67 +442,78 @@ def iter_personne_lines(lines: int, *, layout: Layout = "2021", seed: int = 0) -
 def iter_mssante_lines(lines: int, *, layout: Layout = "2021", seed: int = 0) -> Iterator[str]:
     """Yield the header then ``lines`` mailbox lines (about 85 % PER, 15 % ORG)."""
     rng = random.Random(seed)
+    rand = rng.random
     header = MSSANTE_HEADERS[layout]
-    # Values are keyed by the 2021 labels; map the synthetic "new" labels onto them.
+    # Values are placed by their 2021 label; map the synthetic "new" labels onto them.
     renamed = dict(zip(MSSANTE_HEADERS["new"][:31], _MSSANTE_NEW_AS_2021, strict=True))
     keys = tuple(renamed.get(label, label) for label in header) if layout == "new" else header
+    col = {key: index for index, key in enumerate(keys)}.__getitem__
+    width = len(keys)
     yield "|".join(header) + "|\n"
-    weights = [p[2] for p in _PROFESSIONS]
+
+    def pick(seq: Sequence[_T]) -> _T:
+        return seq[int(rand() * len(seq))]
+
+    professions = [p for p in _PROFESSIONS for _ in range(p[2])]  # weighted draw by index
+    slug = {name: _ascii_slug(name) for name in (*_LAST_NAMES, *_SERVICES)}
+    slug.update({name: _ascii_slug(name) for name, _ in _FIRST_NAMES})
+    (i_sid, i_sid_type, i_org, i_postal, i_l6, i_dept, i_country, i_demat, i_type, i_address,
+     i_pp_type, i_pp, i_nat, i_civ, i_last, i_first, i_cat, i_cat_l, i_prof, i_prof_l, i_sf,
+     i_sf_l, i_service) = map(col, (
+        "Identification Structure", "Type identifiant structure",
+        "Raison Sociale structure BAL", "Code postal structure BAL",
+        "L6LIGNEACHEMINEMENT structure BAL", "Département structure BAL", "Pays structure BAL",
+        "Dématérialisation", "Type de BAL", "Adresse BAL", "Type Identifiant PP",
+        "Identifiant PP", "Identification nationale PP", "Civilité d'exercice",
+        "Nom d'exercice", "Prénom d'exercice", "Catégorie profession",
+        "Libellé de catégorie profession", "Code Profession", "Libellé Profession",
+        "Code savoir-faire", "Libellé savoir-faire", "Service de rattachement",
+    ))  # fmt: skip
+    i_updated = col("Date de mise à jour BAL") if layout == "new" else None
     for index in range(lines):
-        _commune, postal, city, dept, _ = rng.choice(_CITIES)
-        organisation, org_domain = rng.choice(_ORGANISATIONS)
-        finess = f"{dept[:2]}{rng.randrange(10**7):07d}"
-        values = {
-            "Identification Structure": f"1{finess}",
-            "Type identifiant structure": "1",
-            "Raison Sociale structure BAL": organisation,
-            "Code postal structure BAL": postal,
-            "L6LIGNEACHEMINEMENT structure BAL": f"{postal} {city.upper()}",
-            "Département structure BAL": dept,
-            "Pays structure BAL": "France",
-            "Dématérialisation": rng.choice(("O", "N")),
-        }
-        if rng.random() < 0.85:
-            code, label, _, specialties = rng.choices(_PROFESSIONS, weights)[0]
-            first_name, _sex = rng.choice(_FIRST_NAMES)
-            last_name = rng.choice(_LAST_NAMES)
+        row = [""] * width
+        _commune, postal, city, dept, _ = pick(_CITIES)
+        organisation, org_domain = pick(_ORGANISATIONS)
+        finess = f"{dept[:2]}{int(rand() * 10**7):07d}"
+        row[i_sid] = "1" + finess
+        row[i_sid_type] = "1"
+        row[i_org] = organisation
+        row[i_postal] = postal
+        row[i_l6] = f"{postal} {city.upper()}"
+        row[i_dept] = dept
+        row[i_country] = "France"
+        row[i_demat] = "O" if rand() < 0.5 else "N"
+        if rand() < 0.85:
+            code, label, _, specialties = pick(professions)
+            first_name, _sex = pick(_FIRST_NAMES)
+            last_name = pick(_LAST_NAMES)
             rpps = rpps_with_key(f"10{index % 100_000_000:08d}")
-            local = f"{_ascii_slug(first_name)}.{_ascii_slug(last_name)}"
-            if rng.random() < 0.05:  # mixed case, as some operators publish them
+            local = f"{slug[first_name]}.{slug[last_name]}"
+            if rand() < 0.05:  # mixed case, as some operators publish them
                 local = local.title()
-            domain = rng.choice((*_PERSONAL_DOMAINS, org_domain))
-            values.update(
-                {
-                    "Type de BAL": "PER",
-                    "Adresse BAL": f"{local}{index % 97 or ''}@{domain}",
-                    "Type Identifiant PP": "8",
-                    "Identifiant PP": rpps,
-                    "Identification nationale PP": "8" + rpps,
-                    "Civilité d'exercice": "DR" if code in ("10", "40") else "",
-                    "Nom d'exercice": last_name,
-                    "Prénom d'exercice": first_name,
-                    "Catégorie profession": "C",
-                    "Libellé de catégorie profession": "Civil",
-                    "Code Profession": code,
-                    "Libellé Profession": label,
-                }
-            )
+            domain = org_domain if rand() < 0.3 else pick(_PERSONAL_DOMAINS)
+            row[i_type] = "PER"
+            row[i_address] = f"{local}{index % 97 or ''}@{domain}"
+            row[i_pp_type] = "8"
+            row[i_pp] = rpps
+            row[i_nat] = "8" + rpps
+            row[i_civ] = "DR" if code in ("10", "40") else ""
+            row[i_last] = last_name
+            row[i_first] = first_name
+            row[i_cat] = "C"
+            row[i_cat_l] = "Civil"
+            row[i_prof] = code
+            row[i_prof_l] = label
             if specialties:
-                _, _, sf_code, sf_label = rng.choice(specialties)
-                values["Code savoir-faire"] = sf_code
-                values["Libellé savoir-faire"] = sf_label
+                _, _, row[i_sf], row[i_sf_l] = pick(specialties)
         else:
-            service = rng.choice(_SERVICES)
-            values.update(
-                {
-                    "Type de BAL": "ORG",
-                    "Adresse BAL": f"{_ascii_slug(service)}{index % 13 or ''}@{org_domain}",
-                    "Service de rattachement": service,
-                }
-            )
-        if layout == "new":
-            values["Date de mise à jour BAL"] = "2025-03-13"
-        yield "|".join([values.get(key, "") for key in keys]) + "|\n"
+            service = pick(_SERVICES)
+            row[i_type] = "ORG"
+            row[i_address] = f"{slug[service]}{index % 13 or ''}@{org_domain}"
+            row[i_service] = service
+        if i_updated is not None:
+            row[i_updated] = "2025-03-13"
+        yield "|".join(row) + "|\n"
 
 
 # The synthetic "new" MSSanté labels, in the same order, spelled as in 2021.

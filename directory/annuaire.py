@@ -10,6 +10,7 @@ next import.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,22 +120,27 @@ async def import_annuaire(
         pending: asyncio.Task[None] | None = None
         try:
             async with db.engine.connect() as conn:
-                while True:
-                    # Parse the next batch in a thread while the previous one is written.
-                    batch = await asyncio.to_thread(next, batches, None)
-                    if pending is not None:
-                        await pending
-                        await conn.commit()
-                    if batch is None:
-                        break
-                    rows = [(gen, *r) for r in batch]
-                    records += len(rows)
-                    pending = asyncio.create_task(_insert_batch(conn, table, columns, rows))
-                    if progress is not None:
-                        progress(reader.bytes_read, reader.total_size, reader.lines_read)
+                try:
+                    while True:
+                        # Parse the next batch in a thread while the previous one is written.
+                        batch = await asyncio.to_thread(next, batches, None)
+                        if pending is not None:
+                            await pending
+                            await conn.commit()
+                        if batch is None:
+                            break
+                        rows = [(gen, *r) for r in batch]
+                        records += len(rows)
+                        pending = asyncio.create_task(_insert_batch(conn, table, columns, rows))
+                        if progress is not None:
+                            progress(reader.bytes_read, reader.total_size, reader.lines_read)
+                finally:
+                    # Never leave the connection with a write still running on it.
+                    if pending is not None and not pending.done():
+                        pending.cancel()
+                        with contextlib.suppress(BaseException):
+                            await pending
         except BaseException:
-            if pending is not None and not pending.done():
-                pending.cancel()
             await _sweep_abandoned(db, kind)
             raise
         if records == 0:

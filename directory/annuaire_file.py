@@ -47,6 +47,7 @@ __all__ = [
 SEPARATOR: Final = "|"
 MAX_ERRORS_KEPT: Final = 1000
 BLOCK_SIZE: Final = 1 << 20  # bytes read and decoded at a time
+MAX_LINE_BYTES: Final = 1 << 20  # a real line is < 1 KiB; longer ones are reported, skipped
 
 
 class AnnuaireFileError(ValueError):
@@ -233,10 +234,6 @@ _COLUMNS: Final[dict[AnnuaireKind, tuple[_Column, ...]]] = {
     AnnuaireKind.MSSANTE: _MSSANTE_COLUMNS,
     AnnuaireKind.PERSONNE_ACTIVITE: _PERSONNE_COLUMNS,
 }
-_RECORD_TYPES: Final[dict[AnnuaireKind, type[MssanteRecord] | type[PersonActivityRecord]]] = {
-    AnnuaireKind.MSSANTE: MssanteRecord,
-    AnnuaireKind.PERSONNE_ACTIVITE: PersonActivityRecord,
-}
 assert tuple(c.field for c in _MSSANTE_COLUMNS) == MssanteRecord.FIELDS
 assert tuple(c.field for c in _PERSONNE_COLUMNS) == PersonActivityRecord.FIELDS
 
@@ -251,10 +248,6 @@ _NATIONAL_ID: Final = re.compile(r"8[0-9]{11}|0(?:[0-9]{2}|2[AB])[0-9]{7}")
 # Mailbox address, syntax only: something@domain.tld, no spaces, one "@" (RFC 5321 §4.1.2
 # allows more in the local part, but published MSSanté addresses never use it).
 _ADDRESS: Final = re.compile(r"[^@\s|]+@[^@\s|]+\.[^@\s|]+")
-# Lone surrogates U+DC80-U+DCFF: bytes that were not valid UTF-8 (surrogateescape).
-_SURROGATE: Final = re.compile("[\udc80-\udcff]")
-# Whitespace next to a separator or at a line edge (newline excepted): values need stripping.
-_NEEDS_STRIP: Final = re.compile(r"(?:^|\|)[^\S\n]|[^\S\n](?:\||$)", re.MULTILINE)
 
 
 def _match_columns(
@@ -302,7 +295,7 @@ class AnnuaireReader(Generic[R]):
     ) -> None:
         self.path = path
         self.kind = kind
-        self.record_type = record_type
+        self.record_type: type[R] = record_type
         self.header = header  # labels as written, trailing empty label dropped
         self.columns = positions  # field -> 0-based column index in the file
         self.missing_optional = tuple(f for f in record_type.FIELDS if f not in positions)
@@ -337,10 +330,8 @@ class AnnuaireReader(Generic[R]):
     # -- reading --------------------------------------------------------------------------
 
     def records(self) -> Iterator[R]:
-        """Yield one record per valid line, in file order."""
-        make = self.record_type._make
-        for values in self._values():
-            yield make(values)
+        """Iterate over one record per valid line, in file order (lazily, once)."""
+        return map(self.record_type._make, self._values())
 
     def batches(self, size: int) -> Iterator[list[tuple[str | None, ...]]]:
         """Yield lists of at most ``size`` plain tuples in ``FIELDS`` order (for COPY)."""
@@ -362,16 +353,27 @@ class AnnuaireReader(Generic[R]):
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append(LineError(line_no, message))
 
-    def _blocks(self, handle: BinaryIO) -> Iterator[tuple[list[str], dict[int, str], bool]]:
-        """Yield (lines, {index in block: UTF-8 error}, values may need stripping) per block.
+    def _blocks(self, handle: BinaryIO) -> Iterator[tuple[list[str], dict[int, str]]]:
+        """Yield (lines, {index in block: UTF-8 error message}) per block of complete lines.
 
-        Bytes are decoded a block at a time (much faster than line by line) with
-        ``surrogateescape``: an invalid UTF-8 byte becomes a lone surrogate U+DC80-U+DCFF,
-        which valid UTF-8 never produces, so one regex scan per block finds the bad lines.
+        Whole blocks of complete lines are decoded at once, much faster than line by line;
+        a block that is not valid UTF-8 is decoded again line by line to find the culprits.
         """
         carry = b""
+        skipping = False  # inside an over-long line, looking for its end
         while True:
             chunk = handle.read(BLOCK_SIZE)
+            if skipping:
+                if not chunk:
+                    return
+                newline = chunk.find(b"\n")
+                if newline < 0:
+                    self.bytes_read += len(chunk)
+                    continue
+                self.bytes_read += newline + 1
+                chunk, skipping = chunk[newline + 1 :], False
+                if not chunk:
+                    continue
             if not chunk:
                 if not carry:
                     return
@@ -379,27 +381,36 @@ class AnnuaireReader(Generic[R]):
             else:
                 data = carry + chunk
                 end = data.rfind(b"\n") + 1
-                if end == 0:  # no newline yet: a very long line, keep reading
-                    carry = data
+                if end == 0:  # no newline yet: a long line, keep reading (up to a limit)
+                    if len(data) > MAX_LINE_BYTES:
+                        self.bytes_read += len(data)
+                        carry, skipping = b"", True
+                        yield [""], {0: f"line longer than {MAX_LINE_BYTES} bytes"}
+                    else:
+                        carry = data
                     continue
                 data, carry = data[: end - 1], data[end:]  # drop the block's final "\n"
             self.bytes_read += len(data) + (1 if chunk else 0)
-            text = data.decode("utf-8", "surrogateescape")
-            if "\r" in text:
-                text = text.replace("\r\n", "\n")  # CRLF line ends
-                if text.endswith("\r"):
-                    text = text[:-1]
+            if b"\r" in data:
+                data = data.replace(b"\r\n", b"\n").removesuffix(b"\r")  # CRLF line ends
             bad: dict[int, str] = {}
-            for match in _SURROGATE.finditer(text):
-                index = text.count("\n", 0, match.start())
-                if index not in bad:
-                    column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
-                    byte = ord(match.group()) - 0xDC00
-                    bad[index] = f"invalid UTF-8: byte 0x{byte:02X} at character {column}"
-            yield text.split("\n"), bad, _NEEDS_STRIP.search(text) is not None
+            try:
+                lines = data.decode("utf-8").split("\n")
+            except UnicodeDecodeError:
+                lines = []
+                for index, raw in enumerate(data.split(b"\n")):
+                    try:
+                        lines.append(raw.decode("utf-8"))
+                    except UnicodeDecodeError as exc:
+                        bad[index] = (
+                            f"invalid UTF-8: byte 0x{raw[exc.start]:02X} at byte {exc.start + 1} "
+                            f"of the line"
+                        )
+                        lines.append("")
+            yield lines, bad
 
     def _values(self) -> Iterator[tuple[str | None, ...]]:
-        """The hot loop: split, check and pick the fields of every line."""
+        """The hot loop: split, check and pick the fields of every line (≈2 million)."""
         if self._started:
             raise RuntimeError(f"{self.path}: the reader has already been consumed")
         self._started = True
@@ -408,27 +419,29 @@ class AnnuaireReader(Generic[R]):
             raise RuntimeError(f"{self.path}: the reader is closed")
         ncols = len(self.header)
         fields_order = self.record_type.FIELDS
-        # Split only as far as the last column used; columns missing from the file read the
-        # empty cell appended after the split (index -1).
-        used = [self.columns[f] for f in fields_order if f in self.columns]
-        splits = min(max(used) + 1, ncols)
+        # Split only as far as the last column used (creating the other cells costs time);
+        # the remainder cell at index `splits` is only counted. Columns missing from the
+        # file read the empty cell appended after the split (index -1).
+        splits = min(max(self.columns[f] for f in fields_order if f in self.columns) + 1, ncols)
         indices = [self.columns.get(field, -1) for field in fields_order]
         pick: Callable[[list[str]], tuple[str, ...]] = itemgetter(*indices)
         strip = str.strip
         id_index = fields_order.index("national_id")
-        is_national_id = _NATIONAL_ID.fullmatch
         check = self._check_mssante if self.kind is AnnuaireKind.MSSANTE else None
         accept_short = not self._header_trailing
         line_no = 1
         try:
-            for lines, bad, needs_strip in self._blocks(handle):
+            for lines, bad in self._blocks(handle):
                 first = line_no + 1
                 for line in lines:
                     line_no += 1
                     if bad and line_no - first in bad:
                         self._error(line_no, bad[line_no - first])
                         continue
-                    count = line.count(SEPARATOR) + 1
+                    cells = line.split(SEPARATOR, splits)
+                    count = len(cells)
+                    if count > splits:
+                        count += cells[splits].count(SEPARATOR)
                     if count == ncols + 1:
                         # A trailing "|" (docs/mssante.md §3) leaves an empty last cell.
                         if (
@@ -449,9 +462,8 @@ class AnnuaireReader(Generic[R]):
                         got = count - 1 if line.endswith(SEPARATOR) else count
                         self._error(line_no, f"expected {ncols} fields, got {got}")
                         continue
-                    cells = line.split(SEPARATOR, splits)
                     cells.append("")
-                    values = tuple(map(strip, pick(cells))) if needs_strip else pick(cells)
+                    values = tuple(map(strip, pick(cells)))
                     if check is not None:
                         checked = check(line_no, values, id_index)
                         if checked is not None:
@@ -459,8 +471,18 @@ class AnnuaireReader(Generic[R]):
                             yield checked
                         continue
                     national_id = values[id_index]
-                    if is_national_id(national_id) is not None:
+                    # Syntax of the national identifier (docs/mssante.md §3): "8" + 11 digits
+                    # (RPPS) or "0" + 9 characters (ADELI); not the Luhn key (the national
+                    # file is authoritative).
+                    length = len(national_id)
+                    if (
+                        (length == 12 and national_id[0] == "8" and national_id.isdigit())
+                        or (length == 10 and national_id[0] == "0" and national_id.isdigit())
+                    ) and national_id.isascii():
                         self.lines_read = line_no
+                        yield values
+                    elif _NATIONAL_ID.fullmatch(national_id) is not None:
+                        self.lines_read = line_no  # ADELI with a Corsican department 2A/2B
                         yield values
                     elif not national_id:
                         self._error(
@@ -501,9 +523,14 @@ def _bad_national_id(value: str) -> str:
 
 
 def _read_header(path: Path, handle: BinaryIO) -> tuple[tuple[str, ...], bool, int]:
-    raw = handle.readline()
+    raw = handle.readline(MAX_LINE_BYTES)
     if not raw:
         raise AnnuaireFileError(f"{path}: the file is empty (no header line)")
+    if not raw.endswith(b"\n") and len(raw) >= MAX_LINE_BYTES:
+        raise AnnuaireFileError(
+            f"{path}: not an Annuaire Santé extraction file: no header line within the first "
+            f"{MAX_LINE_BYTES} bytes"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -552,19 +579,21 @@ def open_annuaire(
             positions.setdefault(normalise_label(label), index)  # first occurrence wins
         candidates = [kind] if kind is not None else list(AnnuaireKind)
         matches: list[tuple[AnnuaireKind, dict[str, int]]] = []
-        problems: list[str] = []
+        problems: list[tuple[AnnuaireKind, str]] = []
         for candidate in candidates:
             found, missing = _match_columns(_COLUMNS[candidate], positions)
             if any(c.required for c in missing):
-                problems.append(f"{candidate.value} (missing columns: {_missing_labels(missing)})")
+                problems.append((candidate, _missing_labels(missing)))
             else:
                 matches.append((candidate, found))
         if not matches and kind is not None:
-            raise AnnuaireFileError(f"{path}: not a {problems[0]}")
+            raise AnnuaireFileError(
+                f"{path}: not a {kind.value} file: missing columns: {problems[0][1]}"
+            )
         if not matches:
             raise AnnuaireFileError(
                 f"{path}: not an Annuaire Santé extraction file: its header matches neither "
-                + " nor ".join(problems)
+                + " nor ".join(f"{k.value} (missing columns: {labels})" for k, labels in problems)
             )
         if len(matches) > 1:
             raise AnnuaireFileError(

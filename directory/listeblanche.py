@@ -30,6 +30,7 @@ class ListeBlancheReport:
     removed: list[str] = field(default_factory=list)
     dn_changed: list[str] = field(default_factory=list)
     unparsable_dns: list[str] = field(default_factory=list)
+    invalid_names: list[str] = field(default_factory=list)
 
 
 def _norm(dn: str | None) -> str | None:
@@ -106,6 +107,7 @@ async def import_listeblanche(
         removed=sorted(set(old) - set(new)),
         dn_changed=sorted(d for d in set(new) & set(old) if new[d] != old[d]),
         unparsable_dns=unparsable,
+        invalid_names=[f"line {n.line}: {n.reason}" for n in parsed.invalid_names],
     )
 
 

@@ -10,9 +10,12 @@ Accepted quirks of the published file (docs/mssante.md §1): the closing root ta
 a domain appears once per operator certificate, domain names are in mixed case, some entries
 have no ``DNCertificatOperateur``.
 
-Our choice: an entry whose ``<Nom>`` is not a valid domain name is skipped and reported in
-``ListeBlancheFile.rejected`` (the March 2025 copy has ``sessad@ase.ditepbeziers.mssante.fr``
-at line 48459); more than ``max_invalid_names`` such entries refuse the whole file.
+Our choice: an entry whose ``<Nom>`` is not a valid domain name is kept as published (so the
+counts match the authority's: 6,554 entries, 5,002 domains in the March 2025 copy, which has
+``sessad@ase.ditepbeziers.mssante.fr`` at line 48458) and reported in
+``ListeBlancheFile.invalid_names``; such a name can never match a mail domain. An empty
+``<Nom>`` is skipped and reported too. More than ``max_invalid_names`` such entries refuse the
+whole file, and so does a file with no valid domain name at all.
 """
 
 from __future__ import annotations
@@ -24,16 +27,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from xml.parsers.expat import errors as expat_errors
 
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser, ParseError
 
 __all__ = [
     "NAMESPACE",
+    "InvalidName",
     "ListeBlancheEntry",
     "ListeBlancheError",
     "ListeBlancheFile",
-    "RejectedEntry",
     "is_valid_domain",
     "parse_listeblanche",
 ]
@@ -59,6 +63,15 @@ MAX_TEXT_LENGTH: Final = 64 * 1024
 # digit): letters, digits and inner hyphens, 1-63 characters per label.
 _LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
+# expat errors raised only when the input stops early (a cut file, not a malformed one).
+_EOF_ERRORS: Final = frozenset(
+    expat_errors.codes[m]
+    for m in (
+        expat_errors.XML_ERROR_NO_ELEMENTS,
+        expat_errors.XML_ERROR_UNCLOSED_TOKEN,
+        expat_errors.XML_ERROR_PARTIAL_CHAR,
+    )
+)
 
 
 class ListeBlancheError(ValueError):
@@ -77,8 +90,8 @@ class ListeBlancheEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class RejectedEntry:
-    """A ``<Domaine>`` skipped because its ``<Nom>`` is not a valid domain name."""
+class InvalidName:
+    """A ``<Domaine>`` whose ``<Nom>`` is not a valid domain name (kept unless empty)."""
 
     line: int
     name: str
@@ -94,7 +107,7 @@ class ListeBlancheFile:
     sha256: str  # of the bytes read, lower-case hex
     entries: list[ListeBlancheEntry]
     domains: frozenset[str]
-    rejected: list[RejectedEntry]
+    invalid_names: list[InvalidName]
     root_closed: bool  # False for the published files, which lack </ListeBlancheMSSante>
 
 
@@ -152,7 +165,7 @@ class _Collector:
         self.generated_at: datetime | None = None
         self.generated_seen = False
         self.entries: list[ListeBlancheEntry] = []
-        self.rejected: list[RejectedEntry] = []
+        self.invalid_names: list[InvalidName] = []
         # current <Domaine>
         self.domain_line = 0
         self.fields: dict[str, list[str]] = {}
@@ -244,24 +257,25 @@ class _Collector:
         domain = raw_name.lower()
         problem = _domain_problem(domain)
         if problem is not None:
-            self.rejected.append(RejectedEntry(line=line, name=raw_name, reason=problem))
-            if len(self.rejected) > self.max_invalid_names:
+            self.invalid_names.append(InvalidName(line=line, name=raw_name, reason=problem))
+            if len(self.invalid_names) > self.max_invalid_names:
                 raise _Refused(
                     f"the <Domaine> at line {line} has an invalid name: {problem}"
                     + (
-                        f" ({len(self.rejected)} invalid names, at most "
+                        f" ({len(self.invalid_names)} invalid names, at most "
                         f"{self.max_invalid_names} tolerated)"
                         if self.max_invalid_names
                         else ""
                     )
                 )
-            return
+            if not domain:
+                return  # nothing to keep from an empty <Nom>
         descriptions = [d for d in fields.get(_DESCRIPTION, []) if d]
         updates = fields.get(_UPDATED, [])
         description = descriptions[0] if descriptions else None
         updated_at = _parse_datetime(updates[0]) if updates else None
         # One entry per (domain, DN) pair, as in the published file; no DN -> dn=None.
-        dns = [dn for dn in fields.get(_DN, []) if dn] or [None]
+        dns: list[str | None] = [dn for dn in fields.get(_DN, []) if dn] or [None]
         for dn in dns:
             self.entries.append(
                 ListeBlancheEntry(
@@ -326,13 +340,13 @@ def parse_listeblanche(
                 if problem is not None and expected is None:
                     break  # nothing more to learn from the rest of the file
         if problem is None:
-            problem = _close(parser, collector)
+            problem = "the file is empty" if handle.tell() == 0 else _close(parser, collector)
     actual = digest.hexdigest()
     if expected is not None and actual != expected:
         raise ListeBlancheError(f"{path}: checksum mismatch: expected {expected}, got {actual}")
     if problem is not None:
         raise ListeBlancheError(_one_line(f"{path}: {problem}"))
-    if not collector.entries:
+    if not any(is_valid_domain(entry.domain) for entry in collector.entries):
         raise ListeBlancheError(f"{path}: the file lists no domain (no valid <Domaine>)")
     return ListeBlancheFile(
         path=path,
@@ -340,7 +354,7 @@ def parse_listeblanche(
         sha256=actual,
         entries=collector.entries,
         domains=frozenset(entry.domain for entry in collector.entries),
-        rejected=collector.rejected,
+        invalid_names=collector.invalid_names,
         root_closed=collector.root_closed,
     )
 
@@ -372,9 +386,12 @@ def _close(parser: Any, collector: _Collector) -> str | None:
     except _Refused as exc:
         return str(exc)
     except ParseError as exc:
-        if not collector.root_seen:
-            return f"not an XML file: {exc}"
         line = exc.position[0] if exc.position else collector.line
+        if not collector.root_seen:
+            # The input ended inside the XML declaration or the root start tag: a cut file.
+            if exc.code in _EOF_ERRORS:
+                return f"file is truncated: it ends before </ListeDomaines> (line {line})"
+            return f"not an XML file: {exc}"
         if not collector.list_closed:
             return f"file is truncated: it ends before </ListeDomaines> (line {line})"
         if collector.depth > 1:

@@ -85,7 +85,11 @@ def _check_ins_number(number: str, *, what: str) -> str:
 
     ``what`` names the whole value in messages ("INS 146..." or "INS number 146...").
     """
-    normalised = number[:_DEPT_START] + number[_DEPT_START:_DEPT_END].upper() + number[_DEPT_END:]
+    normalised = number
+    if number[_DEPT_START:_DEPT_END] in ("2a", "2b"):  # accept lower-case Corsica codes
+        normalised = (
+            number[:_DEPT_START] + number[_DEPT_START:_DEPT_END].upper() + number[_DEPT_END:]
+        )
     bad: list[str] = []
     for index, char in enumerate(normalised):
         if _is_digit(char):

@@ -185,7 +185,7 @@ class AnnuaireImport(Base):
     __tablename__ = "annuaire_imports"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))  # personne_activite | mssante
+    kind: Mapped[str] = mapped_column(String(40))  # the file kind (AnnuaireKind value)
     file_name: Mapped[str] = mapped_column(Text)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     records: Mapped[int] = mapped_column(Integer, default=0)

@@ -80,6 +80,8 @@ async def _import_lb(args: argparse.Namespace) -> int:
             print(f"  {label} {d}")
         if len(items) > 20:
             print(f"  {label} ... and {len(items) - 20} more")
+    for bad in r.invalid_names[:20]:
+        print(f"  warning: kept as published, but never matches a mail domain: {bad}")
     for bad in r.unparsable_dns[:20]:
         print(f"  warning: unparsable DN kept as text only: {bad}")
     return 0

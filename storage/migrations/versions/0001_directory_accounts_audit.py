@@ -41,7 +41,7 @@ def upgrade() -> None:
     op.create_table(
         "annuaire_imports",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("file_name", sa.Text(), nullable=False),
         sa.Column("imported_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("records", sa.Integer(), nullable=False),
