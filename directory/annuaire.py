@@ -1,10 +1,10 @@
 """The annuaire cache: who is an active professional, which MSSanté boxes are published.
 
-An import streams the extraction file into a new *generation* of rows in batches (constant
-memory), then switches the active generation and drops the old rows in one short
-transaction: readers see the old cache or the new one, never a mix, and a failed import
-leaves the previous cache in force. Rows of an import that died half-way are swept at the
-next import.
+An import streams the extraction file into a staging table in batches (constant memory,
+no index to maintain while loading), then in one transaction drops the old table, renames
+the staging table into place and builds its indexes: readers see the old cache or the new
+one, never a mix, and a refused or interrupted import leaves the previous cache in force.
+A staging table left by a crash is dropped at the next import.
 """
 
 from __future__ import annotations
@@ -16,15 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, delete, exists, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    MetaData,
+    Table,
+    except_,
+    exists,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from directory.annuaire_file import (
-    AnnuaireFileError,
-    AnnuaireKind,
-    LineError,
-    open_annuaire,
-)
+from directory.annuaire_file import AnnuaireFileError, AnnuaireKind, LineError, open_annuaire
 from directory.errors import DirectoryError
 from storage.db import Database
 from storage.models import AnnuaireImport, AnnuaireMailbox, AnnuairePerson, utcnow
@@ -53,6 +58,14 @@ class AnnuaireReport:
     key: str = ""
 
 
+def _staging(table: Table) -> Table:
+    """The table's columns under another name, without indexes (built after the load)."""
+    staging = table.to_metadata(MetaData(), name=f"{table.name}_import")
+    staging.indexes.clear()
+    staging.primary_key.name = f"pk_{staging.name}"  # constraint names are schema-wide in PG
+    return staging
+
+
 async def _insert_batch(
     conn: AsyncConnection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
@@ -67,25 +80,25 @@ async def _insert_batch(
         await conn.exec_driver_sql(sql, rows)
 
 
-async def _sweep_abandoned(db: Database, kind: AnnuaireKind) -> None:
-    """Delete rows left by an import that never became active (crash, refused file)."""
-    table, _ = _TABLES[kind]
+async def _drop_staging(db: Database, staging: Table) -> None:
     async with db.engine.begin() as conn:
-        dead = (
-            (
-                await conn.execute(
-                    select(AnnuaireImport.id).where(
-                        AnnuaireImport.kind == kind.value, AnnuaireImport.active.is_(False)
-                    )
-                )
-            )
-            .scalars()
-            .all()
+        await conn.run_sync(lambda c: staging.drop(c, checkfirst=True))
+
+
+def _swap_in(conn: Connection, table: Table, staging: Table) -> None:
+    """Replace `table` by `staging` (inside the caller's transaction) and index it."""
+    table.drop(conn)
+    conn.exec_driver_sql(f"ALTER TABLE {staging.name} RENAME TO {table.name}")
+    if conn.dialect.name == "postgresql":
+        # Names PostgreSQL derived from the staging name must not collide with the next one.
+        conn.exec_driver_sql(
+            f"ALTER TABLE {table.name} RENAME CONSTRAINT pk_{staging.name} TO pk_{table.name}"
         )
-        for gen in dead:
-            await conn.execute(delete(table).where(table.c.generation == gen))
-        if dead:
-            await conn.execute(delete(AnnuaireImport).where(AnnuaireImport.id.in_(dead)))
+        conn.exec_driver_sql(
+            f"ALTER SEQUENCE IF EXISTS {staging.name}_id_seq RENAME TO {table.name}_id_seq"
+        )
+    for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
+        index.create(conn)
 
 
 async def import_annuaire(
@@ -98,23 +111,12 @@ async def import_annuaire(
         raise DirectoryError(str(exc)) from None
     kind = reader.kind
     table, key = _TABLES[kind]
-    columns = ("generation", *reader.record_type.FIELDS)
+    staging = _staging(table)
+    columns = reader.record_type.FIELDS
     with reader:
-        await _sweep_abandoned(db, kind)
+        await _drop_staging(db, staging)  # left over by an interrupted import
         async with db.engine.begin() as conn:
-            gen = (
-                await conn.execute(
-                    insert(AnnuaireImport).returning(AnnuaireImport.id),
-                    {
-                        "kind": kind.value,
-                        "file_name": str(path),
-                        "imported_at": utcnow(),
-                        "records": 0,
-                        "errors": 0,
-                        "active": False,
-                    },
-                )
-            ).scalar_one()
+            await conn.run_sync(staging.create)
         records = 0
         batches: Iterator[list[tuple[str | None, ...]]] = reader.batches(BATCH)
         pending: asyncio.Task[None] | None = None
@@ -129,9 +131,8 @@ async def import_annuaire(
                             await conn.commit()
                         if batch is None:
                             break
-                        rows = [(gen, *r) for r in batch]
-                        records += len(rows)
-                        pending = asyncio.create_task(_insert_batch(conn, table, columns, rows))
+                        records += len(batch)
+                        pending = asyncio.create_task(_insert_batch(conn, staging, columns, batch))
                         if progress is not None:
                             progress(reader.bytes_read, reader.total_size, reader.lines_read)
                 finally:
@@ -141,10 +142,10 @@ async def import_annuaire(
                         with contextlib.suppress(BaseException):
                             await pending
         except BaseException:
-            await _sweep_abandoned(db, kind)
+            await _drop_staging(db, staging)
             raise
         if records == 0:
-            await _sweep_abandoned(db, kind)
+            await _drop_staging(db, staging)
             raise DirectoryError(
                 f"{path}: no valid line in the file ({reader.error_count} refused): "
                 "the previous cache stays in force"
@@ -152,43 +153,46 @@ async def import_annuaire(
         lines = reader.lines_read
         errors, error_count = list(reader.errors), reader.error_count
 
+    # Keys of the old cache absent from the new one: one pass, counted while streamed (in
+    # its own transaction: PostgreSQL will not drop a table a cursor is still reading).
+    gone = except_(
+        select(table.c[key]).where(table.c[key].is_not(None)),
+        select(staging.c[key]),
+    ).subquery()
+    disappeared: list[str] = []
+    disappeared_count = 0
+    async with db.engine.connect() as conn:
+        result = await conn.stream(select(gone.c[key]).order_by(gone.c[key]))
+        async for (value,) in result:
+            disappeared_count += 1
+            if len(disappeared) < report_limit:
+                disappeared.append(value)
+
     async with db.engine.begin() as conn:
-        old_gen = (
+        previous = (
             await conn.execute(
-                select(AnnuaireImport.id, AnnuaireImport.records).where(
+                select(AnnuaireImport.records).where(
                     AnnuaireImport.kind == kind.value, AnnuaireImport.active.is_(True)
                 )
             )
-        ).first()
-        disappeared: list[str] = []
-        disappeared_count = 0
-        previous = 0
-        if old_gen is not None:
-            previous = old_gen.records
-            col = table.c[key]
-            newer = table.alias("newer")
-            gone = (
-                select(col)
-                .distinct()
-                .where(table.c.generation == old_gen.id, col.is_not(None))
-                .where(~exists().where(newer.c.generation == gen, newer.c[key] == col))
-            )
-            disappeared_count = (
-                await conn.execute(select(func.count()).select_from(gone.subquery()))
-            ).scalar_one()
-            disappeared = list(
-                (await conn.execute(gone.order_by(col).limit(report_limit))).scalars().all()
-            )
-            await conn.execute(
-                update(AnnuaireImport).where(AnnuaireImport.id == old_gen.id).values(active=False)
-            )
+        ).scalar()
+        # The switch: old table out, new table in, indexes rebuilt, in one transaction.
+        await conn.run_sync(_swap_in, table, staging)
         await conn.execute(
             update(AnnuaireImport)
-            .where(AnnuaireImport.id == gen)
-            .values(active=True, records=records, errors=error_count, imported_at=utcnow())
+            .where(AnnuaireImport.kind == kind.value, AnnuaireImport.active.is_(True))
+            .values(active=False)
         )
-    # The old generation is no longer read by anyone: drop it outside the switch.
-    await _sweep_abandoned(db, kind)
+        await conn.execute(
+            insert(AnnuaireImport).values(
+                kind=kind.value,
+                file_name=str(path),
+                imported_at=utcnow(),
+                records=records,
+                errors=error_count,
+                active=True,
+            )
+        )
     if db.dialect == "postgresql":
         async with db.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -200,7 +204,7 @@ async def import_annuaire(
         lines=lines,
         errors=errors,
         error_count=error_count,
-        previous_records=previous,
+        previous_records=previous or 0,
         disappeared=disappeared,
         disappeared_count=disappeared_count,
         key=key,
@@ -222,14 +226,6 @@ class Professional:
     mailboxes: tuple[str, ...]
 
 
-def _active_gen(kind: AnnuaireKind) -> Any:
-    return (
-        select(AnnuaireImport.id)
-        .where(AnnuaireImport.kind == kind.value, AnnuaireImport.active.is_(True))
-        .scalar_subquery()
-    )
-
-
 async def is_active_professional(session: AsyncSession, national_id: str) -> bool:
     """True when the national identifier is in the current annuaire cache (mssante.md §3).
 
@@ -239,7 +235,6 @@ async def is_active_professional(session: AsyncSession, national_id: str) -> boo
     in_persons = await session.scalar(
         select(
             exists().where(
-                AnnuairePerson.generation == _active_gen(AnnuaireKind.PERSONNE_ACTIVITE),
                 AnnuairePerson.national_id == national_id,
             )
         )
@@ -250,7 +245,6 @@ async def is_active_professional(session: AsyncSession, national_id: str) -> boo
         await session.scalar(
             select(
                 exists().where(
-                    AnnuaireMailbox.generation == _active_gen(AnnuaireKind.MSSANTE),
                     AnnuaireMailbox.national_id == national_id,
                 )
             )
@@ -267,7 +261,6 @@ async def professional(session: AsyncSession, national_id: str) -> Professional 
         await session.scalars(
             select(AnnuairePerson)
             .where(
-                AnnuairePerson.generation == _active_gen(AnnuaireKind.PERSONNE_ACTIVITE),
                 AnnuairePerson.national_id == national_id,
             )
             .order_by(AnnuairePerson.id)
@@ -277,7 +270,6 @@ async def professional(session: AsyncSession, national_id: str) -> Professional 
         await session.scalars(
             select(AnnuaireMailbox)
             .where(
-                AnnuaireMailbox.generation == _active_gen(AnnuaireKind.MSSANTE),
                 AnnuaireMailbox.national_id == national_id,
             )
             .order_by(AnnuaireMailbox.id)
@@ -303,7 +295,6 @@ async def published_mailbox(session: AsyncSession, address: str) -> Sequence[Ann
     stmt = (
         select(AnnuaireMailbox)
         .where(
-            AnnuaireMailbox.generation == _active_gen(AnnuaireKind.MSSANTE),
             AnnuaireMailbox.address == address.strip().lower(),
         )
         .order_by(AnnuaireMailbox.id)

@@ -180,7 +180,7 @@ class ListeBlancheImport(Base):
 
 
 class AnnuaireImport(Base):
-    """One import of an annuaire extraction; its `id` is the generation its rows carry."""
+    """One import of an annuaire extraction; the `active` one is what the cache holds."""
 
     __tablename__ = "annuaire_imports"
 
@@ -197,10 +197,9 @@ class AnnuairePerson(Base):
     """One line of PS_LibreAcces_Personne_activite (one activity of one professional)."""
 
     __tablename__ = "annuaire_persons"
-    __table_args__ = (Index("ix_annuaire_persons_generation_nid", "generation", "national_id"),)
+    __table_args__ = (Index("ix_annuaire_persons_national_id", "national_id"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    generation: Mapped[int] = mapped_column(Integer)
     national_id: Mapped[str] = mapped_column(String(20))
     id_pp_type: Mapped[str] = mapped_column(Text, default="")
     id_pp: Mapped[str] = mapped_column(Text, default="")
@@ -225,12 +224,11 @@ class AnnuaireMailbox(Base):
 
     __tablename__ = "annuaire_mailboxes"
     __table_args__ = (
-        Index("ix_annuaire_mailboxes_generation_address", "generation", "address"),
-        Index("ix_annuaire_mailboxes_generation_nid", "generation", "national_id"),
+        Index("ix_annuaire_mailboxes_address", "address"),
+        Index("ix_annuaire_mailboxes_national_id", "national_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    generation: Mapped[int] = mapped_column(Integer)
     bal_type: Mapped[str] = mapped_column(Text, default="")
     address: Mapped[str] = mapped_column(String(320))
     national_id: Mapped[str | None] = mapped_column(String(20))  # None for ORG boxes

@@ -43,7 +43,9 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # Tests trade durability for speed; benchmarks measure a normally configured server.
+        self.durable = durable
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="mailserver-pg-"))
         self.data = self.root / "data"
@@ -119,6 +121,11 @@ class PostgresServer:
                 pass
             time.sleep(0.1)
         raise PostgresUnavailable("postgres did not become ready in 30 s")
+
+    def _speed_options(self) -> list[str]:
+        if self.durable:
+            return []
+        return ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

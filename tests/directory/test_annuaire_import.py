@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, func, select
 
 from directory import annuaire
 from directory.annuaire_layout import MSSANTE_HEADERS, PERSONNE_HEADERS
 from directory.errors import DirectoryError
 from routing.identifiers import national_id_for_rpps, rpps_with_key
 from storage.db import Database
-from storage.models import AnnuairePerson
+from storage.models import AnnuairePerson, Base
 
 DR_A = national_id_for_rpps(rpps_with_key("1000000101"))
 DR_B = national_id_for_rpps(rpps_with_key("1000000102"))
@@ -70,8 +72,18 @@ async def test_import_then_reimport_reports_who_disappeared(db: Database, tmp_pa
     async with db.session() as s:
         assert not await annuaire.is_active_professional(s, DR_B)  # can no longer send as PRO
         assert await annuaire.is_active_professional(s, DR_C)
-        # the old generation is gone: the cache holds exactly the new file
+        # the old cache is gone: the table holds exactly the new file
         assert await s.scalar(select(func.count()).select_from(AnnuairePerson)) == 2
+
+    # The swapped-in table is exactly the schema the migrations define (names included).
+    def diff(conn: Connection) -> list[object]:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(ctx, Base.metadata))
+
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+    r3 = await annuaire.import_annuaire(db, first)  # and a third import still works
+    assert r3.disappeared == [DR_C]
 
 
 async def test_malformed_lines_are_reported_and_skipped(db: Database, tmp_path: Path) -> None:

@@ -52,7 +52,6 @@ def upgrade() -> None:
     op.create_table(
         "annuaire_mailboxes",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("bal_type", sa.Text(), nullable=False),
         sa.Column("address", sa.String(length=320), nullable=False),
         sa.Column("national_id", sa.String(length=20), nullable=True),
@@ -75,16 +74,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("annuaire_mailboxes", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_annuaire_mailboxes_generation_address", ["generation", "address"], unique=False
+            "ix_annuaire_mailboxes_address", ["address"], unique=False
         )
         batch_op.create_index(
-            "ix_annuaire_mailboxes_generation_nid", ["generation", "national_id"], unique=False
+            "ix_annuaire_mailboxes_national_id", ["national_id"], unique=False
         )
 
     op.create_table(
         "annuaire_persons",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("national_id", sa.String(length=20), nullable=False),
         sa.Column("id_pp_type", sa.Text(), nullable=False),
         sa.Column("id_pp", sa.Text(), nullable=False),
@@ -106,7 +104,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("annuaire_persons", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_annuaire_persons_generation_nid", ["generation", "national_id"], unique=False
+            "ix_annuaire_persons_national_id", ["national_id"], unique=False
         )
 
     op.create_table(
@@ -264,11 +262,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))
     op.drop_table("audit_log")
     with op.batch_alter_table("annuaire_persons", schema=None) as batch_op:
-        batch_op.drop_index("ix_annuaire_persons_generation_nid")
+        batch_op.drop_index("ix_annuaire_persons_national_id")
     op.drop_table("annuaire_persons")
     with op.batch_alter_table("annuaire_mailboxes", schema=None) as batch_op:
-        batch_op.drop_index("ix_annuaire_mailboxes_generation_nid")
-        batch_op.drop_index("ix_annuaire_mailboxes_generation_address")
+        batch_op.drop_index("ix_annuaire_mailboxes_national_id")
+        batch_op.drop_index("ix_annuaire_mailboxes_address")
     op.drop_table("annuaire_mailboxes")
     op.drop_table("annuaire_imports")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
