@@ -1,0 +1,100 @@
+"""Identity resolution: who is speaking, once their proof has been checked.
+
+The doors check the proof (TLS chain and CRL, token signature, password) and ask here which
+box it opens. The same rule serves every door: a PER identity is only granted while the
+professional is active in the annuaire cache (mssante.md §3: a professional who left the
+annuaire can no longer act as one), and disabled boxes open nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from certs.identity import identity_of
+from directory.addresses import normalize_address
+from directory.annuaire import is_active_professional
+from directory.errors import DirectoryError
+from directory.passwords import verify_password
+from storage.models import Account, AccountCertificate, Patient
+
+
+class AuthenticationRefused(DirectoryError):
+    """The proof was valid or absent but grants no box; the message says why."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is speaking and how they proved it (recorded in the audit log)."""
+
+    account_id: int
+    address: str
+    kind: str  # PER | ORG | APP | PAT
+    national_id: str | None
+    method: str  # "certificate", "password", ...
+
+
+async def _grant(session: AsyncSession, account: Account, method: str) -> Identity:
+    if account.state != "active":
+        raise AuthenticationRefused(f"{account.address} is disabled")
+    active = account.kind != "PER" or (
+        account.national_id is not None
+        and await is_active_professional(session, account.national_id)
+    )
+    if not active:
+        raise AuthenticationRefused(
+            f"{account.address}: national id {account.national_id} is not active in the "
+            "annuaire: the box cannot act as a professional"
+        )
+    if account.kind == "PAT":
+        patient = await session.get(Patient, account.id)
+        if patient is None or patient.state != "active":
+            state = patient.state if patient is not None else "unknown"
+            raise AuthenticationRefused(f"{account.address}: patient box is {state}")
+    return Identity(account.id, account.address, account.kind, account.national_id, method)
+
+
+async def identity_for_certificate(session: AsyncSession, cert: x509.Certificate) -> Identity:
+    """The box a (chain- and CRL-checked) client certificate opens (SASL EXTERNAL).
+
+    Person certificates map through their national identifier to the PER box; organisation
+    certificates must have been bound to their ORG/APP box (`mailserver account bind-cert`).
+    """
+    ident = identity_of(cert)
+    if ident.kind == "person":
+        accounts = (
+            await session.scalars(
+                select(Account)
+                .where(Account.kind == "PER", Account.national_id == ident.national_id)
+                .order_by(Account.id)
+            )
+        ).all()
+        if not accounts:
+            raise AuthenticationRefused(
+                f"no PER box for national id {ident.national_id} ({ident.subject_dn_text})"
+            )
+        return await _grant(session, accounts[0], "certificate")
+    bound = await session.scalar(
+        select(Account)
+        .join(AccountCertificate, AccountCertificate.account_id == Account.id)
+        .where(AccountCertificate.fingerprint_sha256 == ident.fingerprint_sha256)
+    )
+    if bound is None:
+        raise AuthenticationRefused(f"certificate {ident.subject_dn_text} is not bound to any box")
+    return await _grant(session, bound, "certificate")
+
+
+async def identity_for_password(session: AsyncSession, address: str, password: str) -> Identity:
+    """Password check (development logins, patients' first factor): one vague refusal for
+    unknown boxes and wrong passwords alike, so that box names cannot be probed."""
+    try:
+        addr = normalize_address(address)
+    except DirectoryError:
+        raise AuthenticationRefused("invalid credentials") from None
+    account = await session.scalar(select(Account).where(Account.address == addr))
+    if account is None or not verify_password(password, account.password_hash):
+        raise AuthenticationRefused("invalid credentials")
+    return await _grant(session, account, "password")
