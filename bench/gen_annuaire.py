@@ -333,38 +333,9 @@ def iter_mssante_lines(lines: int, *, layout: Layout = "2021", seed: int = 0) ->
 
 
 # The synthetic "new" MSSanté labels, in the same order, spelled as in 2021.
-_MSSANTE_NEW_AS_2021: Final = (
-    "Adresse BAL",
-    "Type de BAL",
-    "Identification nationale PP",
-    "Type Identifiant PP",
-    "Identifiant PP",
-    "Type identifiant structure",
-    "Identification Structure",
-    "Service de rattachement",
-    "Civilité d'exercice",
-    "Nom d'exercice",
-    "Prénom d'exercice",
-    "Catégorie profession",
-    "Libellé de catégorie profession",
-    "Code Profession",
-    "Libellé Profession",
-    "Code savoir-faire",
-    "Libellé savoir-faire",
-    "Dématérialisation",
-    "Raison Sociale structure BAL",
-    "Enseigne commerciale structure BAL",
-    "L2COMPLEMENTLOCALISATION structure BAL",
-    "L3COMPLEMENTDISTRIBUTION structure BAL",
-    "L4NUMEROVOIE structure BAL",
-    "L4COMPLEMENTNUMEROVOIE structure BAL",
-    "NL4TYPEVOIE structure BAL",
-    "L4LIBELLEVOIE structure BAL",
-    "L5LIEUDITMENTION structure BAL",
-    "L6LIGNEACHEMINEMENT structure BAL",
-    "Code postal structure BAL",
-    "Département structure BAL",
-    "Pays structure BAL",
+_FIRST_IN_NEW: Final = ("Adresse BAL", "Type de BAL", "Identification nationale PP")
+_MSSANTE_NEW_AS_2021: Final = _FIRST_IN_NEW + tuple(
+    label for label in MSSANTE_HEADERS["2021"] if label not in _FIRST_IN_NEW
 )
 
 
