@@ -73,12 +73,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_annuaire_mailboxes")),
     )
     with op.batch_alter_table("annuaire_mailboxes", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_annuaire_mailboxes_address", ["address"], unique=False
-        )
-        batch_op.create_index(
-            "ix_annuaire_mailboxes_national_id", ["national_id"], unique=False
-        )
+        batch_op.create_index("ix_annuaire_mailboxes_address", ["address"], unique=False)
+        batch_op.create_index("ix_annuaire_mailboxes_national_id", ["national_id"], unique=False)
 
     op.create_table(
         "annuaire_persons",
@@ -103,9 +99,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_annuaire_persons")),
     )
     with op.batch_alter_table("annuaire_persons", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_annuaire_persons_national_id", ["national_id"], unique=False
-        )
+        batch_op.create_index("ix_annuaire_persons_national_id", ["national_id"], unique=False)
 
     op.create_table(
         "audit_log",
