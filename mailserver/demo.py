@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from directory.annuaire_layout import MSSANTE_HEADERS, PERSONNE_HEADERS
-
 from certs.pki import DevPKI, IssuedCertificate
 from directory import accounts, annuaire, listeblanche, patients
+from directory.annuaire_layout import MSSANTE_HEADERS, PERSONNE_HEADERS
 from mailserver.bootstrap import DEMO_STRUCTURE_ID, Installation
 from mailserver.config import PORT_OFFSETS
 from routing.identifiers import ins_key, national_id_for_rpps, rpps_with_key
