@@ -80,3 +80,20 @@ def test_sigint_also_stops_cleanly_and_port_is_released(install: Install) -> Non
     proc2, _ = start(install.config)  # the port is free again at once
     proc2.send_signal(signal.SIGTERM)
     assert proc2.wait(timeout=30) == 0
+
+
+def test_two_instances_side_by_side(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """--port-base gives each instance its own ports: both serve at once."""
+    from tests.cli.conftest import make_install
+
+    first = make_install(tmp_path / "a", "sqlite", request)
+    second = make_install(tmp_path / "b", "sqlite", request)
+    procs = [start(first.config)[0], start(second.config)[0]]
+    try:
+        for inst in (first, second):
+            port = inst.demo["listeners"]["admin"]["port"]
+            assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(timeout=30) == 0
