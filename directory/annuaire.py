@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +30,25 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from directory.annuaire_file import AnnuaireFileError, AnnuaireKind, LineError, open_annuaire
+from directory.annuaire_file import (
+    MAX_ERRORS_KEPT,
+    AnnuaireFileError,
+    AnnuaireKind,
+    AnnuaireReader,
+    LineError,
+    open_annuaire,
+    split_annuaire,
+)
+from directory.annuaire_load import LoadTask
 from directory.errors import DirectoryError
 from storage.db import Database
 from storage.models import AnnuaireImport, AnnuaireMailbox, AnnuairePerson, utcnow
 
 BATCH = 20_000
+PARALLEL_FROM_BYTES = 32 * 1024 * 1024
 Progress = Callable[[int, int, int], None]  # (bytes read, total bytes, lines read)
 
 # Which table each file kind fills, and the key whose disappearance the import reports.
@@ -101,10 +115,159 @@ def _swap_in(conn: Connection, table: Table, staging: Table) -> None:
         index.create(conn)
 
 
+async def _load_here(
+    db: Database,
+    reader: AnnuaireReader[Any],
+    staging: Table,
+    columns: Sequence[str],
+    progress: Progress | None,
+) -> int:
+    """Parse in a thread while the previous batch is written; returns the record count."""
+    records = 0
+    batches: Iterator[list[tuple[str | None, ...]]] = reader.batches(BATCH)
+    pending: asyncio.Task[None] | None = None
+    async with db.engine.connect() as conn:
+        try:
+            while True:
+                batch = await asyncio.to_thread(next, batches, None)
+                if pending is not None:
+                    await pending
+                    await conn.commit()
+                if batch is None:
+                    return records
+                records += len(batch)
+                pending = asyncio.create_task(_insert_batch(conn, staging, columns, batch))
+                if progress is not None:
+                    progress(reader.bytes_read, reader.total_size, reader.lines_read)
+        finally:
+            # Never leave the connection with a write still running on it.
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+
+
+def _location(db: Database) -> str:
+    url = make_url(db.url)
+    if db.dialect == "postgresql":
+        return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return str(url.database)
+
+
+async def _load_in_parts(
+    db: Database,
+    path: Path,
+    kind: AnnuaireKind,
+    staging: Table,
+    columns: Sequence[str],
+    workers: int,
+    progress: Progress | None,
+) -> tuple[int, int, list[LineError], int]:
+    """Parse and load the file in `workers` processes; (records, lines, errors, error count)."""
+    parts = split_annuaire(path, workers)
+    done_bytes = [0] * len(parts)
+    lines_seen = [0] * len(parts)
+    results: dict[int, list[Any]] = {}
+    total = path.stat().st_size
+    procs: list[asyncio.subprocess.Process] = []
+    runner: asyncio.Future[list[None]] | None = None
+
+    async def follow(i: int, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            message = json.loads(raw)
+            if message[0] == "progress":
+                done_bytes[i], lines_seen[i] = message[1], message[2]
+            elif message[0] == "done":
+                results[i] = message
+            else:
+                raise DirectoryError(
+                    f"{path}: part {i + 1} could not be loaded: {message[1]}: "
+                    "the previous cache stays in force"
+                )
+        if await proc.wait() != 0 or i not in results:
+            assert proc.stderr is not None
+            last = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()
+            raise DirectoryError(
+                f"{path}: the import worker for part {i + 1} stopped (exit code "
+                f"{proc.returncode}{': ' + last[-1] if last else ''}): the previous cache "
+                "stays in force"
+            )
+
+    try:
+        for start, end in parts:
+            task = LoadTask(
+                db.dialect,
+                _location(db),
+                staging.name,
+                tuple(columns),
+                str(path.resolve()),
+                kind.value,
+                start,
+                end,
+            )
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "directory.annuaire_load",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=64 * 1024 * 1024,  # the "done" line carries up to 1,000 line errors
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(task.to_json().encode())
+            proc.stdin.close()
+            procs.append(proc)
+        runner = asyncio.ensure_future(asyncio.gather(*(follow(i, p) for i, p in enumerate(procs))))
+        while not runner.done():
+            await asyncio.wait({runner}, timeout=0.25)
+            if progress is not None:  # called here, not in the readers: it may raise
+                progress(parts[0][0] + sum(done_bytes), total, 1 + sum(lines_seen))
+        runner.result()
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        if runner is not None and not runner.done():
+            runner.cancel()
+            with contextlib.suppress(BaseException):
+                await runner
+    # Each part numbers its lines as if its first line followed a header on line 1.
+    records, lines, errors, error_count, offset = 0, 1, [], 0, 0
+    for i in range(len(parts)):
+        _, n, part_lines, part_errors, part_count = results[i]
+        records += n
+        error_count += part_count
+        errors += [LineError(line + offset, msg) for line, msg in part_errors]
+        offset += part_lines - 1
+        lines += part_lines - 1
+    return records, lines, errors[:MAX_ERRORS_KEPT], error_count
+
+
+def default_workers(path: Path) -> int:
+    """Several processes pay off for the national files (hundreds of MB), not small ones."""
+    try:
+        big = path.stat().st_size >= PARALLEL_FROM_BYTES
+    except OSError:
+        return 1
+    return min(os.cpu_count() or 1, 4) if big else 1
+
+
 async def import_annuaire(
-    db: Database, path: Path, *, progress: Progress | None = None, report_limit: int = 50
+    db: Database,
+    path: Path,
+    *,
+    progress: Progress | None = None,
+    report_limit: int = 50,
+    workers: int | None = None,
 ) -> AnnuaireReport:
-    """Import one extraction file (kind detected from its header)."""
+    """Import one extraction file (kind detected from its header).
+
+    `workers` > 1 parses and loads the file in that many processes (default: one per core,
+    up to 4, for files of at least 32 MB).
+    """
     try:
         reader = open_annuaire(path)
     except AnnuaireFileError as exc:
@@ -117,41 +280,25 @@ async def import_annuaire(
         await _drop_staging(db, staging)  # left over by an interrupted import
         async with db.engine.begin() as conn:
             await conn.run_sync(staging.create)
-        records = 0
-        batches: Iterator[list[tuple[str | None, ...]]] = reader.batches(BATCH)
-        pending: asyncio.Task[None] | None = None
+        workers = default_workers(path) if workers is None else workers
         try:
-            async with db.engine.connect() as conn:
-                try:
-                    while True:
-                        # Parse the next batch in a thread while the previous one is written.
-                        batch = await asyncio.to_thread(next, batches, None)
-                        if pending is not None:
-                            await pending
-                            await conn.commit()
-                        if batch is None:
-                            break
-                        records += len(batch)
-                        pending = asyncio.create_task(_insert_batch(conn, staging, columns, batch))
-                        if progress is not None:
-                            progress(reader.bytes_read, reader.total_size, reader.lines_read)
-                finally:
-                    # Never leave the connection with a write still running on it.
-                    if pending is not None and not pending.done():
-                        pending.cancel()
-                        with contextlib.suppress(BaseException):
-                            await pending
+            if workers > 1:
+                records, lines, errors, error_count = await _load_in_parts(
+                    db, path, kind, staging, columns, workers, progress
+                )
+            else:
+                records = await _load_here(db, reader, staging, columns, progress)
+                lines = reader.lines_read
+                errors, error_count = list(reader.errors), reader.error_count
         except BaseException:
             await _drop_staging(db, staging)
             raise
         if records == 0:
             await _drop_staging(db, staging)
             raise DirectoryError(
-                f"{path}: no valid line in the file ({reader.error_count} refused): "
+                f"{path}: no valid line in the file ({error_count} refused): "
                 "the previous cache stays in force"
             )
-        lines = reader.lines_read
-        errors, error_count = list(reader.errors), reader.error_count
 
     # Keys of the old cache absent from the new one: one pass, counted while streamed (in
     # its own transaction: PostgreSQL will not drop a table a cursor is still reading).

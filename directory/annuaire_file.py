@@ -21,6 +21,7 @@ file is authoritative, so identifiers are checked for syntax only (no RPPS Luhn 
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -28,7 +29,17 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, ClassVar, Final, Generic, Literal, NamedTuple, TypeVar, overload
+from typing import (
+    BinaryIO,
+    ClassVar,
+    Final,
+    Generic,
+    Literal,
+    NamedTuple,
+    TypeVar,
+    cast,
+    overload,
+)
 
 __all__ = [
     "FIELD_ALIASES",
@@ -627,3 +638,74 @@ def open_annuaire(
         header_bytes,
         total_size,
     )
+
+
+# --- parallel reading: one file cut into parts at line boundaries --------------------------
+
+
+class _Window:
+    """Bytes [start, end) of an open file, read like a file (one part of a parallel import)."""
+
+    def __init__(self, handle: BinaryIO, end: int) -> None:
+        self._handle = handle
+        self._end = end
+
+    def read(self, size: int = -1) -> bytes:
+        remaining = self._end - self._handle.tell()
+        if remaining <= 0:
+            return b""
+        return self._handle.read(remaining if size < 0 else min(size, remaining))
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle.closed
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def split_annuaire(path: Path, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges covering the data lines, cut at line starts, for `parts` readers."""
+    try:
+        size = path.stat().st_size
+        handle = path.open("rb")
+    except OSError as exc:
+        raise AnnuaireFileError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
+    with handle:
+        _, _, header_bytes = _read_header(path, handle)
+        bounds = [header_bytes]
+        for i in range(1, max(parts, 1)):
+            target = header_bytes + (size - header_bytes) * i // parts
+            if target <= bounds[-1]:
+                continue
+            handle.seek(target - 1)
+            handle.readline()  # the next line starts after the newline at or past target-1
+            position = handle.tell()
+            if bounds[-1] < position < size:
+                bounds.append(position)
+        bounds.append(size)
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def open_annuaire_part(
+    path: Path, kind: AnnuaireKind, start: int, end: int
+) -> AnnuaireReader[MssanteRecord] | AnnuaireReader[PersonActivityRecord]:
+    """A reader over the lines in bytes [start, end) (from `split_annuaire`).
+
+    Line numbers in its errors and `lines_read` count from the part's start as if the header
+    were line 1: add the lines of the earlier parts to get the file's line numbers.
+    """
+    reader: AnnuaireReader[MssanteRecord] | AnnuaireReader[PersonActivityRecord] = (
+        open_annuaire(path, AnnuaireKind.MSSANTE)
+        if kind is AnnuaireKind.MSSANTE
+        else open_annuaire(path, AnnuaireKind.PERSONNE_ACTIVITE)
+    )
+    handle = reader._handle
+    assert handle is not None
+    handle.seek(start)
+    reader._handle = cast(BinaryIO, _Window(handle, end))
+    reader.bytes_read = start
+    return reader

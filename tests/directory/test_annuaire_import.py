@@ -155,3 +155,63 @@ async def test_mssante_extraction_publishes_boxes(db: Database, tmp_path: Path) 
         assert await annuaire.is_active_professional(s, DR_A)
         org = await annuaire.published_mailbox(s, "cardio@ch-arles.mssante.fr")
         assert org[0].bal_type == "ORG" and org[0].national_id is None
+
+
+def _big_file(path: Path, bad_every: int = 700) -> tuple[Path, list[int]]:
+    """~3,000 generated lines with malformed ones spread over the whole file."""
+    from bench.gen_annuaire import write_personne_activite
+
+    write_personne_activite(path, 3000, seed=7)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    bad_at = list(range(bad_every, len(lines), bad_every))
+    for n in bad_at:
+        lines[n - 1] = "8|x|broken line|"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, bad_at
+
+
+async def test_parallel_import_is_the_same_import(db: Database, tmp_path: Path) -> None:
+    f, bad_at = _big_file(tmp_path / "PS_LibreAcces_Personne_activite_big.txt")
+    single = await annuaire.import_annuaire(db, f, workers=1)
+    seen: list[tuple[int, int, int]] = []
+    parallel = await annuaire.import_annuaire(
+        db, f, workers=3, progress=lambda done, total, lines: seen.append((done, total, lines))
+    )
+    assert [e.line_no for e in single.errors] == bad_at  # numbered as in the file
+    assert [e.line_no for e in parallel.errors] == bad_at  # across the parts too
+    assert (parallel.records, parallel.lines, parallel.error_count) == (
+        single.records,
+        single.lines,
+        single.error_count,
+    )
+    assert parallel.previous_records == single.records and parallel.disappeared_count == 0
+    assert seen and seen[-1][0] == seen[-1][1] == f.stat().st_size  # progress reaches 100 %
+    async with db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(AnnuairePerson)) == single.records
+
+
+async def test_parallel_import_interrupted_leaves_the_cache(db: Database, tmp_path: Path) -> None:
+    await annuaire.import_annuaire(db, _personne(tmp_path / "ok.txt", [(DR_A, "Martin", "Luc")]))
+    f, _ = _big_file(tmp_path / "big.txt")
+
+    def boom(done: int, total: int, lines: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await annuaire.import_annuaire(db, f, workers=2, progress=boom)
+    async with db.session() as s:
+        assert await annuaire.is_active_professional(s, DR_A)
+        assert await s.scalar(select(func.count()).select_from(AnnuairePerson)) == 1
+    assert _workers_left() == []  # no worker process left behind
+
+
+def _workers_left() -> list[str]:
+    left = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "directory.annuaire_load" in cmdline:
+            left.append(cmdline)
+    return left
