@@ -70,7 +70,9 @@ def run(argv: list[str], log: Path) -> tuple[float, float, str]:
     return wall, peak / 1024, text
 
 
-def bench(backend: str, data: Path, work: Path, pg: PostgresServer | None) -> None:
+def bench(
+    backend: str, data: Path, work: Path, pg: PostgresServer | None, workers: int | None
+) -> None:
     mailserver = str(ROOT / ".venv" / "bin" / "mailserver")
     inst = work / f"inst-{backend}"
     init = [mailserver, "init", str(inst), "--domain", "bench.mssante.fr", "--port-base", "40000"]
@@ -78,6 +80,8 @@ def bench(backend: str, data: Path, work: Path, pg: PostgresServer | None) -> No
         init += ["--database-url", pg.create_database(f"bench_{int(time.time())}")]
     subprocess.run(init, check=True, capture_output=True)
     cmd = [mailserver, "directory", "import-annuaire", "-c", str(inst / "mailserver.toml")]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     for label in ("first import", "re-import"):
         wall, rss, out = run([*cmd, str(data)], work / "import.log")
         print(
@@ -92,6 +96,7 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=2_000_000)
     ap.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
     ap.add_argument("--data", type=Path, help="reuse this generated file")
+    ap.add_argument("--workers", type=int, help="passed to import-annuaire (default: automatic)")
     args = ap.parse_args()
     backends = args.backend or ["sqlite", "postgresql"]
     work = Path(tempfile.mkdtemp(prefix="bench-annuaire-"))
@@ -113,7 +118,7 @@ def main() -> int:
             if backend == "postgresql":
                 pg = PostgresServer(durable=True)
                 pg.start()
-            bench(backend, data, work, pg)
+            bench(backend, data, work, pg, args.workers)
     finally:
         if pg is not None:
             pg.stop()

@@ -42,6 +42,13 @@ def register(sub: SubParsers) -> None:
     )
     add_config_arg(an)
     an.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    an.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes that parse and load a file (default: one per core, up to "
+        "4, for files of 32 MB or more; 1 = in this process)",
+    )
     an.set_defaults(func=_import_an)
 
     show = s.add_parser("show", help="show what the caches know of a domain, address or id")
@@ -89,13 +96,15 @@ async def _import_lb(args: argparse.Namespace) -> int:
 
 async def _import_an(args: argparse.Namespace) -> int:
     cfg = load(args)
+    if args.workers is not None and not 1 <= args.workers <= 64:
+        raise CommandError("--workers must be between 1 and 64", 2)
     failed = 0
     async with database(cfg) as db:
         for path in args.files:
             bar = ProgressBar(path.name)
             start = time.monotonic()
             try:
-                r = await annuaire.import_annuaire(db, path, progress=bar)
+                r = await annuaire.import_annuaire(db, path, progress=bar, workers=args.workers)
             except DirectoryError as exc:
                 bar.finish()
                 print(f"mailserver: {exc}", file=sys.stderr)
