@@ -35,7 +35,11 @@ from typing import Final, Literal, TypeVar
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from directory.annuaire_layout import MSSANTE_HEADERS, PERSONNE_HEADERS
+from directory.annuaire_layout import (
+    MSSANTE_HEADERS,
+    PERSONNE_HEADERS,
+    PERSONNE_RENAMED_IN_NEW,
+)
 from routing.identifiers import rpps_with_key
 
 _T = TypeVar("_T")
@@ -138,12 +142,7 @@ def _ascii_slug(text: str) -> str:
 
 def _personne_label_keys(layout: Layout) -> tuple[str, ...]:
     """Column order of the layout expressed with the 2021 labels (values are keyed by them)."""
-    renamed = {
-        "Libellé civilité exercice": "Libellé civilité d'exercice",
-        "Indice répétition voie (coord. Structure)": "Indice répétition voie (coord. structure)",
-        "Code département (coord. structure)": "Code Département (structure)",
-        "Libellé département (coord. structure)": "Libellé Département (structure)",
-    }
+    renamed = {new: old for old, new in PERSONNE_RENAMED_IN_NEW.items()}
     return tuple(renamed.get(label, label) for label in PERSONNE_HEADERS[layout])
 
 

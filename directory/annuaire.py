@@ -42,7 +42,7 @@ from directory.annuaire_file import (
     open_annuaire,
     split_annuaire,
 )
-from directory.annuaire_load import LoadTask
+from directory.annuaire_load import LoadTask, sqlite_insert
 from directory.errors import DirectoryError
 from storage.db import Database
 from storage.models import AnnuaireImport, AnnuaireMailbox, AnnuairePerson, utcnow
@@ -89,9 +89,7 @@ async def _insert_batch(
         driver: Any = raw.driver_connection
         await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
     else:
-        placeholders = ", ".join("?" for _ in columns)
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
-        await conn.exec_driver_sql(sql, rows)
+        await conn.exec_driver_sql(sqlite_insert(table.name, list(columns)), rows)
 
 
 async def _drop_staging(db: Database, staging: Table) -> None:

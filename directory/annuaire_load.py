@@ -39,14 +39,17 @@ class LoadTask:
         return json.dumps(asdict(self))
 
 
+def sqlite_insert(table: str, columns: tuple[str, ...] | list[str]) -> str:
+    """The INSERT that loads rows in `columns` order (SQLite's executemany)."""
+    placeholders = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+
+
 def _sqlite(target: LoadTask, batches: Any, report: Any) -> None:
     conn = sqlite3.connect(target.location, timeout=60)
     try:
         conn.execute("PRAGMA busy_timeout=60000")  # the other parts write between our batches
-        sql = (
-            f"INSERT INTO {target.table} ({', '.join(target.columns)}) "
-            f"VALUES ({', '.join('?' for _ in target.columns)})"
-        )
+        sql = sqlite_insert(target.table, target.columns)
         for batch in batches:
             with conn:
                 conn.executemany(sql, batch)

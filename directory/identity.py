@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certs.identity import identity_of
+from directory.accounts import get_account
 from directory.addresses import normalize_address
 from directory.annuaire import is_active_professional
 from directory.errors import DirectoryError
@@ -91,10 +92,9 @@ async def identity_for_password(session: AsyncSession, address: str, password: s
     """Password check (development logins, patients' first factor): one vague refusal for
     unknown boxes and wrong passwords alike, so that box names cannot be probed."""
     try:
-        addr = normalize_address(address)
+        account = await get_account(session, normalize_address(address))
     except DirectoryError:
         raise AuthenticationRefused("invalid credentials") from None
-    account = await session.scalar(select(Account).where(Account.address == addr))
     if account is None or not verify_password(password, account.password_hash):
         raise AuthenticationRefused("invalid credentials")
     return await _grant(session, account, "password")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from certs.pki import DevPKI
@@ -17,11 +15,6 @@ from storage.mailstore import folders_of
 DOMAINS = ["demo.mssante.fr"]
 NID = national_id_for_rpps(rpps_with_key("1000000201"))
 OTHER_NID = national_id_for_rpps(rpps_with_key("1000000202"))
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPKI]:
-    yield DevPKI.create(tmp_path_factory.mktemp("pki") / "pki")
 
 
 async def test_per_box_gets_folders_and_a_hashed_password(db: Database) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,6 @@ from tests.directory.test_annuaire_import import _personne
 DOMAINS = ["demo.mssante.fr"]
 ACTIVE = national_id_for_rpps(rpps_with_key("1000000301"))
 ABSENT = national_id_for_rpps(rpps_with_key("1000000302"))
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPKI]:
-    yield DevPKI.create(tmp_path_factory.mktemp("pki") / "pki")
 
 
 async def _setup(db: Database, tmp_path: Path) -> None:
