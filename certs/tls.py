@@ -50,6 +50,9 @@ MSSANTE_CIPHERS = (
 )
 
 
+X509_V_FLAG_NO_CHECK_TIME = 0x200000  # openssl/x509_vfy.h
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
         return read_file(path, what)
@@ -150,6 +153,7 @@ def server_context(
     trust_files: Sequence[StrPath] = (),
     require_client_cert: bool = False,
     request_client_cert: bool = False,
+    defer_validity: bool = False,
 ) -> ssl.SSLContext:
     """A server-side context (SMTP, submission, IMAP) with an RSA certificate.
 
@@ -157,6 +161,7 @@ def server_context(
     ``require_client_cert`` (operator-to-operator SMTP) fails the handshake without a client
     certificate chaining to ``trust_files``; ``request_client_cert`` (SASL EXTERNAL on
     submission/IMAP) asks for one but accepts clients without. Either needs ``trust_files``.
+    ``defer_validity`` leaves the client certificate's validity dates to the caller.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _harden(ctx)
@@ -166,6 +171,11 @@ def server_context(
         if not trust_files:
             raise TLSConfigError("verifying client certificates needs trust_files (CA roots)")
         ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+        if defer_validity:
+            # OpenSSL's X509_V_FLAG_NO_CHECK_TIME: an expired client certificate completes
+            # the handshake so that the door can refuse it with a reply naming the check;
+            # the door must then run TrustStore.verify (validity dates and CRLs) itself.
+            ctx.verify_flags |= ssl.VerifyFlags(X509_V_FLAG_NO_CHECK_TIME)
     if trust_files:
         _load_trust(ctx, trust_files)
     return ctx

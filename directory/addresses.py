@@ -1,35 +1,17 @@
-"""Mail address syntax as the directory stores it (lowercase, one `@`, a domain with dots)."""
+"""Address syntax for the directory: routing's rule, refused as a DirectoryError."""
 
 from __future__ import annotations
 
-import re
-
 from directory.errors import DirectoryError
+from routing import addresses
+from routing.addresses import domain_of, is_domain
 
-# RFC 5321 §4.1.2 dot-atom local parts (quoted local parts are not used for MSSanté boxes).
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-def is_domain(domain: str) -> bool:
-    """RFC 1035 §2.3.1 host name: dot-separated labels, at least two, ≤ 253 characters."""
-    labels = domain.split(".")
-    return len(domain) <= 253 and len(labels) >= 2 and all(_LABEL.match(lb) for lb in labels)
+__all__ = ["domain_of", "is_domain", "normalize_address"]
 
 
 def normalize_address(address: str) -> str:
     """Lowercase and check an address; raises DirectoryError naming what is wrong."""
-    addr = address.strip()
-    if addr.count("@") != 1:
-        raise DirectoryError(f"invalid address {address!r}: it must contain exactly one '@'")
-    local, domain = addr.rsplit("@", 1)
-    domain = domain.lower()
-    if not local or len(local) > 64 or not _LOCAL.match(local):
-        raise DirectoryError(f"invalid address {address!r}: bad local part {local!r}")
-    if not is_domain(domain):
-        raise DirectoryError(f"invalid address {address!r}: bad domain {domain!r}")
-    return f"{local.lower()}@{domain}"
-
-
-def domain_of(address: str) -> str:
-    return address.rsplit("@", 1)[1].lower()
+    try:
+        return addresses.normalize_address(address)
+    except addresses.InvalidAddress as exc:
+        raise DirectoryError(str(exc)) from None

@@ -20,7 +20,8 @@ from directory.addresses import normalize_address
 from directory.annuaire import is_active_professional
 from directory.errors import DirectoryError
 from directory.passwords import verify_password
-from storage.models import Account, AccountCertificate, Patient
+from directory.tokens import TokenClaims
+from storage.models import Account, AccountCertificate, AppPassword, Patient, utcnow
 
 
 class AuthenticationRefused(DirectoryError):
@@ -58,6 +59,22 @@ async def _grant(session: AsyncSession, account: Account, method: str) -> Identi
     return Identity(account.id, account.address, account.kind, account.national_id, method)
 
 
+async def _per_box(session: AsyncSession, national_id: str, proof: str) -> Account:
+    """The PER box of a professional, by national identifier (the first one when several).
+
+    ``proof`` describes what carried the identifier, for the refusal message.
+    """
+    account = await session.scalar(
+        select(Account)
+        .where(Account.kind == "PER", Account.national_id == national_id)
+        .order_by(Account.id)
+        .limit(1)
+    )
+    if account is None:
+        raise AuthenticationRefused(f"no PER box for national id {national_id} ({proof})")
+    return account
+
+
 async def identity_for_certificate(session: AsyncSession, cert: x509.Certificate) -> Identity:
     """The box a (chain- and CRL-checked) client certificate opens (SASL EXTERNAL).
 
@@ -66,18 +83,12 @@ async def identity_for_certificate(session: AsyncSession, cert: x509.Certificate
     """
     ident = identity_of(cert)
     if ident.kind == "person":
-        accounts = (
-            await session.scalars(
-                select(Account)
-                .where(Account.kind == "PER", Account.national_id == ident.national_id)
-                .order_by(Account.id)
-            )
-        ).all()
-        if not accounts:
+        if ident.national_id is None:  # a person certificate (by EKU) without a CPS-style CN
             raise AuthenticationRefused(
-                f"no PER box for national id {ident.national_id} ({ident.subject_dn_text})"
+                f"person certificate {ident.subject_dn_text} carries no national identifier"
             )
-        return await _grant(session, accounts[0], "certificate")
+        account = await _per_box(session, ident.national_id, ident.subject_dn_text)
+        return await _grant(session, account, "certificate")
     bound = await session.scalar(
         select(Account)
         .join(AccountCertificate, AccountCertificate.account_id == Account.id)
@@ -86,6 +97,18 @@ async def identity_for_certificate(session: AsyncSession, cert: x509.Certificate
     if bound is None:
         raise AuthenticationRefused(f"certificate {ident.subject_dn_text} is not bound to any box")
     return await _grant(session, bound, "certificate")
+
+
+async def identity_for_token(session: AsyncSession, claims: TokenClaims) -> Identity:
+    """The PER box a validated access token opens (SASL XOAUTH2 / OAUTHBEARER).
+
+    The token's national identifier (checked by :class:`directory.tokens.TokenValidator`)
+    maps to the PER box exactly as a person certificate's does; the professional must be
+    active in the annuaire (mssante.md §2-3).
+    """
+    proof = f"token of {claims.issuer} for subject {claims.subject}"
+    account = await _per_box(session, claims.national_id, proof)
+    return await _grant(session, account, "oauth")
 
 
 async def identity_for_password(session: AsyncSession, address: str, password: str) -> Identity:
@@ -98,3 +121,29 @@ async def identity_for_password(session: AsyncSession, address: str, password: s
     if account is None or not verify_password(password, account.password_hash):
         raise AuthenticationRefused("invalid credentials")
     return await _grant(session, account, "password")
+
+
+async def identity_for_mail_client_password(
+    session: AsyncSession, address: str, password: str
+) -> Identity:
+    """A password typed into a mail client (SASL PLAIN/LOGIN on submission and IMAP).
+
+    Professional boxes use their account password (development logins). A patient's account
+    password is only the first factor of the webmail login, so a patient's mail client must
+    use one of the app passwords made for it (`mailserver patient app-password`).
+    """
+    try:
+        account = await get_account(session, normalize_address(address))
+    except DirectoryError:
+        raise AuthenticationRefused("invalid credentials") from None
+    if account is None or account.kind != "PAT":
+        return await identity_for_password(session, address, password)
+    rows = (
+        await session.scalars(select(AppPassword).where(AppPassword.account_id == account.id))
+    ).all()
+    match = next((r for r in rows if verify_password(password, r.password_hash)), None)
+    if match is None:
+        raise AuthenticationRefused("invalid credentials (patients use an app password here)")
+    match.last_used_at = utcnow()
+    await session.commit()
+    return await _grant(session, account, "app-password")

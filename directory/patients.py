@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from directory.errors import DirectoryError
 from directory.passwords import hash_password
 from routing.identifiers import InvalidIdentifier, check_ins
 from storage.mailstore import create_default_folders
-from storage.models import Account, Patient, utcnow
+from storage.models import Account, AppPassword, Patient, utcnow
 
 # mssante.md §4: a box exists unless the person opposed it; it can be closed later.
 STATES = ("active", "opposed", "closed")
@@ -57,7 +58,7 @@ async def add_patient(
         raise DirectoryError(f"patient {matricule} already exists ({existing.state})")
     email = normalize_address(personal_email) if personal_email else None
     account = Account(
-        address=f"{matricule}@{domain.lower()}",
+        address=f"{matricule.lower()}@{domain.lower()}",  # addresses are stored lowercase
         kind="PAT",
         display_name=display_name,
         state="active",
@@ -94,6 +95,23 @@ async def oppose(session: AsyncSession, ins: str, *, domain: str) -> Patient:
 
 async def close(session: AsyncSession, ins: str, *, domain: str) -> Patient:
     return await _transition(session, ins, "closed", domain=domain)
+
+
+async def add_app_password(session: AsyncSession, ins: str, label: str = "") -> str:
+    """A new password for one of the patient's mail clients; returned once, stored hashed."""
+    patient = await get_patient(session, ins)
+    if patient is None:
+        raise DirectoryError(f"no patient with INS {_ins(ins)}")
+    if patient.state != "active":
+        raise DirectoryError(f"patient {patient.ins} is {patient.state}")
+    password = secrets.token_urlsafe(18)
+    session.add(
+        AppPassword(
+            account_id=patient.account_id, label=label, password_hash=hash_password(password)
+        )
+    )
+    await session.flush()
+    return password
 
 
 async def list_patients(

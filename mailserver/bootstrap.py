@@ -45,6 +45,11 @@ def _write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def _txt_strings(value: str) -> str:
+    """RFC 1035 §3.3.14: a TXT record is character-strings of at most 255 octets each."""
+    return " ".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255))
+
+
 def write_dkim_keys(directory: Path, selector: str, domain: str) -> tuple[Path, Path]:
     """RSA-2048 (RFC 6376) and Ed25519 (RFC 8463) keys plus the DNS TXT records to publish."""
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -63,10 +68,10 @@ def write_dkim_keys(directory: Path, selector: str, domain: str) -> tuple[Path, 
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
     records = (
-        f'{selector}-rsa._domainkey.{domain}. IN TXT "v=DKIM1; k=rsa; '
-        f'p={base64.b64encode(spki).decode()}"\n'
-        f'{selector}-ed25519._domainkey.{domain}. IN TXT "v=DKIM1; k=ed25519; '
-        f'p={base64.b64encode(raw).decode()}"\n'
+        f"{selector}-rsa._domainkey.{domain}. IN TXT "
+        f"{_txt_strings('v=DKIM1; k=rsa; p=' + base64.b64encode(spki).decode())}\n"
+        f"{selector}-ed25519._domainkey.{domain}. IN TXT "
+        f"{_txt_strings('v=DKIM1; k=ed25519; p=' + base64.b64encode(raw).decode())}\n"
     )
     (directory / f"{selector}.dns.txt").write_text(records, encoding="utf-8")
     return rsa_path, ed_path

@@ -127,6 +127,36 @@ class PKISection(_Section):
     dir: Path | None = None
 
 
+class RelaySection(_Section):
+    """The relay to other operators (smtp.relay_worker)."""
+
+    # Domain -> "host" or "host:port", used instead of DNS (e.g. a partner on a private link).
+    static_routes: dict[str, str] = Field(default_factory=dict)
+    # DNS server for MX and DKIM lookups, "address" or "address:port"; empty: the system's.
+    resolver: str = ""
+    port: Port = 25  # the peers' SMTP port when the MX does not say otherwise
+    # RFC 5321 §4.5.4.1: give up after this long (default 5 days).
+    lifetime_hours: float = Field(default=120.0, gt=0)
+    # RFC 3464: a "delayed" report once a message has waited this long (default 4 h).
+    delay_warning_hours: float = Field(default=4.0, gt=0)
+    retry_initial: float = Field(default=60.0, gt=0)  # seconds before the first retry
+    retry_max: float = Field(default=3600.0, gt=0)  # backoff cap
+    concurrency: int = Field(default=8, gt=0)  # deliveries in flight per node
+    poll_interval: float = Field(default=1.0, gt=0)  # seconds between queue scans
+    connect_timeout: float = Field(default=30.0, gt=0)
+
+
+class OAuthSection(_Section):
+    """OpenID Connect access tokens (Pro Santé Connect) for SASL OAUTHBEARER / XOAUTH2."""
+
+    enabled: bool = False
+    issuer: str = ""
+    audience: str = ""
+    jwks: Path | None = None  # the issuer's public keys (JWKS JSON file)
+    national_id_claim: str = "SubjectNameID"
+    leeway_seconds: int = Field(default=60, ge=0)
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -142,6 +172,8 @@ class Config(_Section):
     auth: AuthSection = AuthSection()
     dkim: DKIMSection = DKIMSection()
     pki: PKISection = PKISection()
+    relay: RelaySection = RelaySection()
+    oauth: OAuthSection = OAuthSection()
     logging: LoggingSection = LoggingSection()
 
     # Set by load_config: the file the configuration came from (relative paths are resolved
@@ -238,6 +270,12 @@ def _check_files(cfg: Config) -> None:
         _check_readable(cfg, "dkim.rsa_key", cfg.dkim.rsa_key)
     if cfg.dkim.ed25519_key is not None:
         _check_readable(cfg, "dkim.ed25519_key", cfg.dkim.ed25519_key)
+    if cfg.oauth.enabled:
+        if not cfg.oauth.issuer or not cfg.oauth.audience or cfg.oauth.jwks is None:
+            raise ConfigError(
+                f"{cfg.source}: key 'oauth': issuer, audience and jwks are required when enabled"
+            )
+        _check_readable(cfg, "oauth.jwks", cfg.oauth.jwks)
     if not cfg.server.domains or any(not d or " " in d for d in cfg.server.domains):
         raise ConfigError(f"{cfg.source}: key 'server.domains': empty or invalid domain")
 

@@ -257,6 +257,8 @@ async def create_demo(inst: Installation, db: Database, peer_domain: str) -> dic
                 password=pw,
                 display_name=f"{first} {last}",
             )
+            # The demo enables mail clients for patients: one app password each.
+            app_password = await patients.add_app_password(s, ins, "demo mail client")
             accounts_out.append(
                 {
                     "address": f"{ins}@{patient_domain}",
@@ -264,6 +266,7 @@ async def create_demo(inst: Installation, db: Database, peer_domain: str) -> dic
                     "ins": ins,
                     "state": "active",
                     "password": pw,
+                    "app_password": app_password,
                     "personal_email": email,
                     "name": f"{first} {last}",
                 }

@@ -21,5 +21,7 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level)
     # Access logs are noise at INFO; errors still come through.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aiosmtpd logs every command line at INFO; the doors log one line per event instead.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)

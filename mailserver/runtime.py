@@ -27,13 +27,16 @@ from certs.truststore import TrustStore
 from mailserver.admin import build_admin_app
 from mailserver.config import Config, ConfigError, ListenerSection
 from mailserver.errors import CommandError
+from mailserver.mail import build_mail_side, door_settings
 from mailserver.metrics import Metrics
+from smtp.server import SmtpDoor
 from storage.db import Database, DatabaseError, open_database
 
 log = logging.getLogger("mailserver")
 
 # Doors this version serves; the others keep their configured ports for later versions.
-IMPLEMENTED_DOORS = ("admin",)
+IMPLEMENTED_DOORS = ("admin", "smtp_inbound", "submission", "submissions")
+SMTP_DOORS = ("smtp_inbound", "submission", "submissions")
 
 
 class Door(Protocol):
@@ -173,16 +176,17 @@ async def serve(cfg: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, rt.stopping.set)
     try:
+        mail = build_mail_side(cfg, db, trust)
         if "admin" in sockets:
             rt.doors.append(HttpDoor("admin", build_admin_app(db, rt.metrics), sockets["admin"]))
+        for name in SMTP_DOORS:
+            if name in sockets:
+                rt.doors.append(SmtpDoor(door_settings(cfg, name), mail.services, sockets[name]))
         for door in rt.doors:
             await door.start()
         rt.workers.append(asyncio.create_task(rt.crl_refresher(cfg.tls.crl_refresh)))
-        later = [
-            n
-            for n in ("smtp_inbound", "submission", "submissions", "imap", "imaps", "webmail")
-            if getattr(cfg.listeners, n).enabled
-        ]
+        rt.workers.append(asyncio.create_task(mail.worker.run(rt.stopping)))
+        later = [n for n in ("imap", "imaps", "webmail") if getattr(cfg.listeners, n).enabled]
         if later:
             log.info("not served by this version yet: %s", ", ".join(later))
         log.info("ready %s (database %s)", " ".join(d.describe() for d in rt.doors), db.dialect)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -114,6 +115,25 @@ class AccountCertificate(Base):
     issuer_dn: Mapped[str] = mapped_column(Text)
     not_after: Mapped[datetime] = mapped_column(UTCDateTime)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AppPassword(Base):
+    """A password for one mail client (patients' IMAP/submission access, when enabled).
+
+    Patients sign in to the webmail with a password and a one-time code; a mail client
+    cannot do the second step, so it gets its own revocable password instead.
+    """
+
+    __tablename__ = "app_passwords"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    label: Mapped[str] = mapped_column(String(100), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Patient(Base):
@@ -318,13 +338,20 @@ class QueueEntry(Base):
     ret: Mapped[str | None] = mapped_column(String(4))
     envid: Mapped[str | None] = mapped_column(String(100))
     orcpt: Mapped[str | None] = mapped_column(String(500))
-    state: Mapped[str] = mapped_column(String(12), default="queued")  # queued|sent|failed
+    # queued: to relay; report: a DSN is owed for it (action/status say which); done.
+    state: Mapped[str] = mapped_column(String(12), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
     delay_notified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # RFC 3464 §2.3.3/§2.3.4: what the DSN owed for this recipient reports (state "report").
+    action: Mapped[str | None] = mapped_column(String(12))  # failed|delayed|delivered|relayed
+    status: Mapped[str | None] = mapped_column(String(12))  # enhanced status code
+    remote_mta: Mapped[str | None] = mapped_column(String(300))
+    smtputf8: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # --- dossier and audit ------------------------------------------------------------------

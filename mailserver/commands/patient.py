@@ -42,6 +42,18 @@ def register(sub: SubParsers) -> None:
         c.add_argument("ins", metavar="INS")
         c.set_defaults(func=_transition, action_name=name)
 
+    ap = s.add_parser(
+        "app-password",
+        help="make a password for one of the patient's mail clients",
+        description="Patients use the webmail (password + one-time code). When the operator "
+        "enables mail clients for patients (auth.patients_mail_clients), each client gets its "
+        "own app password, printed once.",
+    )
+    add_config_arg(ap)
+    ap.add_argument("ins", metavar="INS")
+    ap.add_argument("--label", default="", help="which client it is for (e.g. 'Thunderbird')")
+    ap.set_defaults(func=_app_password)
+
     ls = s.add_parser("list", help="list patient boxes")
     add_config_arg(ls)
     ls.add_argument("--state", choices=list(patients.STATES))
@@ -82,6 +94,20 @@ async def _transition(args: argparse.Namespace) -> int:
         else:
             patient = await patients.close(session, args.ins, domain=domain)
     print(f"patient {patient.ins} is now {patient.state}")
+    return 0
+
+
+async def _app_password(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    _domain(cfg)
+    if not cfg.auth.patients_mail_clients:
+        print(
+            "note: auth.patients_mail_clients is false: this password works only once the "
+            "operator enables mail clients for patients"
+        )
+    async with database(cfg) as db, db.session() as session, session.begin():
+        password = await patients.add_app_password(session, args.ins, args.label)
+    print(password)
     return 0
 
 
