@@ -403,3 +403,19 @@ def test_oauth_tokens_open_the_professional_box(srv: Running) -> None:
         code, _ = s.docmd("AUTH", "OAUTHBEARER " + wrong_aud.decode())
         code, text = s.docmd(base64.b64encode(b"\x01").decode())
         assert code == 535 and b"audience" in text
+
+
+def test_swaks_submission(srv: Running) -> None:
+    """The README's example: swaks with STARTTLS and PLAIN (allowed in the demo)."""
+    import subprocess
+
+    camille = _acct(srv, CAMILLE)
+    base = ["swaks", "--server", f"127.0.0.1:{srv.port('submission')}", "--tls",
+            "--auth", "PLAIN", "--auth-user", CAMILLE, "--auth-password", camille["password"],
+            "--from", CAMILLE]  # fmt: skip
+    ok = subprocess.run([*base, "--to", PATIENT], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "250 2.0.0" in ok.stdout, ok.stdout + ok.stderr
+    refused = subprocess.run(
+        [*base, "--to", "someone@gmail.com"], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode != 0 and "outside the MSSanté trust space" in refused.stdout
