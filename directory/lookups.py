@@ -13,6 +13,7 @@ from typing import Literal
 from sqlalchemy import exists, select
 
 from directory.annuaire import is_active_professional
+from directory.listeblanche import entries_for
 from routing.policy import Mailbox
 from storage.db import Database
 from storage.models import Account, ListeBlancheEntry, OrgMember, Patient, PatientContact
@@ -61,14 +62,8 @@ class DirectoryLookups:
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
         async with self.db.session() as s:
-            rows = (
-                await s.execute(
-                    select(ListeBlancheEntry.dn_normalized).where(
-                        ListeBlancheEntry.domain == domain
-                    )
-                )
-            ).all()
-        answer = frozenset(r[0] for r in rows if r[0]) if rows else None
+            entries = await entries_for(s, domain)
+        answer = frozenset(e.dn_normalized for e in entries if e.dn_normalized) if entries else None
         self._dns[domain] = (now, answer)
         return answer
 

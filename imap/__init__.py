@@ -18,8 +18,7 @@ module             holds
                    and parser
 ``arguments``      ``Command`` and one frozen ``*Args`` dataclass per command
 ``commands``       ``parse_command`` (one small parser per command), ``parse_done`` (IDLE),
-                   ``parse_sasl_response`` (AUTHENTICATE); re-exports ``arguments``
-``parser``         re-exports the public API of all of the above in one place
+                   ``parse_sasl_response`` (AUTHENTICATE)
 =================  ==============================================================================
 
 Imports go one way: ``commands`` → ``arguments`` → ``search``, ``fetch`` → ``tokens`` → ``framing``,

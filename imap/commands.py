@@ -1,8 +1,8 @@
 """Client commands: :func:`parse_command` (RFC 3501 §6, §9 and extensions).
 
 :func:`parse_command` turns a framed :class:`imap.framing.RawCommand` into a :class:`Command`
-whose ``args`` is one of the ``*Args`` dataclasses of :mod:`imap.arguments` (re-exported here;
-see :data:`Arguments` for which command gets which). Every malformed command raises
+whose ``args`` is one of the ``*Args`` dataclasses of :mod:`imap.arguments` (see
+:data:`Arguments` there for which command gets which). Every malformed command raises
 :class:`imap.errors.ParseError` carrying the command's tag when it has a valid one.
 
 Commands outside the command grammar have their own helpers: :func:`parse_done` (the ``DONE``
@@ -37,7 +37,6 @@ from imap.arguments import (
     LoginArgs,
     LsubArgs,
     MailboxArgs,
-    NoArgs,
     QresyncParams,
     QuotaRootArgs,
     RenameArgs,
@@ -63,38 +62,7 @@ from imap.tokens import (
     show,
 )
 
-__all__ = [
-    "NO_ARGS",
-    "STATUS_ITEMS",
-    "AppendArgs",
-    "Arguments",
-    "AuthenticateArgs",
-    "Command",
-    "CopyArgs",
-    "CreateArgs",
-    "EnableArgs",
-    "FetchArgs",
-    "IdArgs",
-    "ListArgs",
-    "ListReturnOptions",
-    "ListSelectOptions",
-    "LoginArgs",
-    "LsubArgs",
-    "MailboxArgs",
-    "NoArgs",
-    "QresyncParams",
-    "QuotaRootArgs",
-    "RenameArgs",
-    "SearchArgs",
-    "SelectArgs",
-    "SetQuotaArgs",
-    "StatusArgs",
-    "StoreArgs",
-    "UidExpungeArgs",
-    "parse_command",
-    "parse_done",
-    "parse_sasl_response",
-]
+__all__ = ["parse_command", "parse_done", "parse_sasl_response"]
 
 #: RFC 6154 use-attr (upper-case -> canonical spelling).
 _SPECIAL_USE: Final = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from certs.pki import DevPKI, IssuedCertificate
 from mailserver.config import DEFAULT_PATIENT_DOMAIN, PORT_OFFSETS, Config, load_config
+from smtp.dkim import public_record
 
 # The demo operator's made-up structure identifier (SIRET-shaped, not a real company).
 DEMO_STRUCTURE_ID = "99999999900018"
@@ -60,18 +60,10 @@ def write_dkim_keys(directory: Path, selector: str, domain: str) -> tuple[Path, 
     none = serialization.NoEncryption()
     _write_private(rsa_path, rsa_key.private_bytes(serialization.Encoding.PEM, pkcs8, none))
     _write_private(ed_path, ed_key.private_bytes(serialization.Encoding.PEM, pkcs8, none))
-    # RFC 6376 §3.6.1: p= is the base64 SubjectPublicKeyInfo; RFC 8463 §4: raw 32-byte key.
-    spki = rsa_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    raw = ed_key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
     records = (
-        f"{selector}-rsa._domainkey.{domain}. IN TXT "
-        f"{_txt_strings('v=DKIM1; k=rsa; p=' + base64.b64encode(spki).decode())}\n"
+        f"{selector}-rsa._domainkey.{domain}. IN TXT {_txt_strings(public_record(rsa_key))}\n"
         f"{selector}-ed25519._domainkey.{domain}. IN TXT "
-        f"{_txt_strings('v=DKIM1; k=ed25519; p=' + base64.b64encode(raw).decode())}\n"
+        f"{_txt_strings(public_record(ed_key))}\n"
     )
     (directory / f"{selector}.dns.txt").write_text(records, encoding="utf-8")
     return rsa_path, ed_path

@@ -5,7 +5,6 @@ relay worker, built from the configuration. Nothing here decides anything; it co
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import ssl
 from collections.abc import Callable, Sequence
@@ -28,9 +27,15 @@ from directory.tokens import TokenValidator, load_jwks
 from mailserver.config import Config, ConfigError
 from routing.pipeline import Pipeline
 from routing.policy import Policy
-from smtp.dkim import DkimKey, DkimKeyError, authentication_results_fragment, load_signing_keys
+from smtp.dkim import (
+    DkimKey,
+    DkimKeyError,
+    authentication_results_fragment,
+    load_signing_keys,
+    public_record,
+)
 from smtp.dkim import verify as dkim_verify
-from smtp.relay_client import RelaySettings
+from smtp.relay_client import RelaySettings, parse_static_route
 from smtp.relay_worker import RelayWorker, WorkerSettings
 from smtp.server import DoorSettings, SmtpServices
 from storage.blobs import BlobStore
@@ -98,35 +103,24 @@ def signing_keys_of(cfg: Config) -> Callable[[str], Sequence[DkimKey]]:
 def _own_records(
     keys: Callable[[str], Sequence[DkimKey]], domains: Sequence[str]
 ) -> dict[str, bytes]:
-    """The TXT records we publish for our own keys (RFC 6376 §3.6.1, RFC 8463 §4), so that
-    our own mail verifies without a DNS round trip."""
+    """The TXT records we publish for our own keys, so that our own mail verifies without a
+    DNS round trip."""
     records: dict[str, bytes] = {}
     for domain in domains:
         for key in keys(domain):
             private = serialization.load_pem_private_key(key.private_key, password=None)
-            if isinstance(private, rsa.RSAPrivateKey):
-                public = private.public_key().public_bytes(
-                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-                )
-                kind = "rsa"
-            elif isinstance(private, ed25519.Ed25519PrivateKey):
-                public = private.public_key().public_bytes(
-                    serialization.Encoding.Raw, serialization.PublicFormat.Raw
-                )
-                kind = "ed25519"
-            else:
-                continue
-            name = f"{key.selector}._domainkey.{domain}."
-            records[name] = f"v=DKIM1; k={kind}; p={base64.b64encode(public).decode()}".encode()
+            if isinstance(private, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
+                name = f"{key.selector}._domainkey.{domain}."
+                records[name] = public_record(private).encode()
     return records
 
 
 def dkim_txt_lookup(cfg: Config, own: dict[str, bytes]) -> Callable[[str], bytes | None]:
     resolver = dns.resolver.Resolver(configure=not cfg.relay.resolver)
-    if cfg.relay.resolver:
-        host, _, port = cfg.relay.resolver.partition(":")
+    if cfg.relay.resolver:  # the same "address[:port]" syntax as the relay's resolver
+        host, port = parse_static_route(cfg.relay.resolver, 53)
         resolver.nameservers = [host]
-        resolver.port = int(port or 53)
+        resolver.port = port
     resolver.lifetime = 5.0
 
     @cache
@@ -174,12 +168,7 @@ def build_mail_side(cfg: Config, db: Database, trust: TrustStore) -> MailSide:
     blobs.ensure()
     lookups = DirectoryLookups(db)
     lifetime = timedelta(hours=cfg.relay.lifetime_hours)
-    worker_ref: list[RelayWorker] = []
-
-    def delivered(_folders: Sequence[int]) -> None:
-        return None
-
-    store = MessageStore(db, blobs, lifetime=lifetime, on_delivered=delivered)
+    store = MessageStore(db, blobs, lifetime=lifetime)
     pipeline = Pipeline(policy_of(cfg), lookups, store)
     roots = [cfg.path(p) for p in (*cfg.tls.roots, *cfg.tls.intermediates)]
     # One context for every SMTP door: the client certificate is asked for (peers must show
@@ -212,18 +201,6 @@ def build_mail_side(cfg: Config, db: Database, trust: TrustStore) -> MailSide:
         results = await asyncio.to_thread(dkim_verify, data, lookup)
         return [authentication_results_fragment(results)]
 
-    def accepted(_door: str, _count: int) -> None:
-        if worker_ref:
-            worker_ref[0].wake.set()
-
-    services = SmtpServices(
-        pipeline=pipeline,
-        trust=trust,
-        tls=tls,
-        authenticator=authenticator,
-        verify_dkim=verify_dkim,
-        on_accepted=accepted,
-    )
     worker = RelayWorker(
         db,
         blobs,
@@ -241,5 +218,12 @@ def build_mail_side(cfg: Config, db: Database, trust: TrustStore) -> MailSide:
         ),
         dkim_keys=keys,
     )
-    worker_ref.append(worker)
+    services = SmtpServices(
+        pipeline=pipeline,
+        trust=trust,
+        tls=tls,
+        authenticator=authenticator,
+        verify_dkim=verify_dkim,
+        on_accepted=lambda _door, _count: worker.wake.set(),  # relay without waiting
+    )
     return MailSide(pipeline, lookups, store, services, worker)

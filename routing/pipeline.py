@@ -213,7 +213,7 @@ class Pipeline:
         domain = domain_of(address)
         local = self.policy.is_local_domain(domain)
         mailbox = await self.directory.mailbox(address) if local else None
-        listed = local or await self.directory.listed_dns(domain) is not None
+        listed = await self._in_trust_space(domain)
         contact: ContactState | None = None
         if sender.is_patient and sender.account_id is not None:
             contact = await self.directory.contact_state(sender.account_id, address)
@@ -275,7 +275,7 @@ class Pipeline:
         updates: list[ContactUpdate] = []
         if patients:
             facts = message_facts(data)
-            mssante = {a for a in facts.reply_to if await self._is_mssante(a)}
+            mssante = {a for a in facts.reply_to if await self._in_trust_space(domain_of(a))}
             updates = contact_updates(sender, facts, patients, is_mssante=mssante)
         await self.store.store(
             DeliveryPlan(
@@ -296,8 +296,8 @@ class Pipeline:
         )
         return outcome
 
-    async def _is_mssante(self, address: str) -> bool:
-        domain = domain_of(address)
+    async def _in_trust_space(self, domain: str) -> bool:
+        """A domain of ours or on the liste blanche (mssante.md §1)."""
         return self.policy.is_local_domain(domain) or (
             await self.directory.listed_dns(domain) is not None
         )

@@ -185,7 +185,10 @@ def _patient_box(
     except InvalidIdentifier as exc:
         # mssante.md §4: the local part must be a valid INS matricule.
         return Refusal(550, "5.1.3", f"{address}: {exc}")
-    if sender.is_patient or domain_of(sender.address or "@x.x") == policy.patient_domain_name:
+    from_patient_domain = bool(sender.address) and (
+        domain_of(sender.address) == policy.patient_domain_name
+    )
+    if sender.is_patient or from_patient_domain:
         # mssante.md §4 (our choice): a patient never writes to another patient.
         return Refusal(550, "5.7.1", f"{NO_FIRST_CONTACT}; a patient cannot write to a patient")
     if mailbox is None or mailbox.patient_state is None:

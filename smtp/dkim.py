@@ -126,6 +126,25 @@ def _dkimpy_private_key(algorithm: Algorithm, key_file: bytes) -> bytes:
     return base64.b64encode(seed)
 
 
+def public_record(private_key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
+    """The DNS TXT value publishing a signing key: ``v=DKIM1; k=...; p=...``.
+
+    RFC 6376 §3.6.1: p= is the base64 SubjectPublicKeyInfo for RSA; RFC 8463 §4: the raw
+    32-byte public key for Ed25519.
+    """
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        public = private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        kind = "rsa"
+    else:
+        public = private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        kind = "ed25519"
+    return f"v=DKIM1; k={kind}; p={base64.b64encode(public).decode()}"
+
+
 def load_signing_keys(
     domain: str,
     selector_base: str,

@@ -135,12 +135,13 @@ class RelayWorker:
         await asyncio.gather(*(one(k, g) for k, g in groups.items()))
         return len(entries)
 
+    @property
+    def postmaster(self) -> str:
+        """Who reports are from (and whose domain signs them)."""
+        return f"postmaster@{min(self.settings.local_domains)}"
+
     def _signed(self, data: bytes, sender: str) -> bytes:
-        domain = (
-            sender.rsplit("@", 1)[1]
-            if "@" in sender
-            else next(iter(sorted(self.settings.local_domains)), "")
-        )
+        domain = (sender or self.postmaster).rsplit("@", 1)[1]
         keys = self.dkim_keys(domain) if domain in self.settings.local_domains else ()
         if not keys:
             return data
@@ -283,7 +284,7 @@ class RelayWorker:
             original = await asyncio.to_thread(self.blobs.get, first.blob_sha256)
         except BlobError:
             original = b"(the original message is no longer available)\r\n"
-        postmaster = f"postmaster@{sorted(self.settings.local_domains)[0]}"
+        postmaster = self.postmaster
         dsn = build_dsn(
             reporting_mta=self.settings.hostname,
             postmaster=postmaster,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from imap.commands import (
+from imap.arguments import (
     AppendArgs,
     AuthenticateArgs,
     Command,
@@ -33,10 +33,8 @@ from imap.commands import (
     StatusArgs,
     StoreArgs,
     UidExpungeArgs,
-    parse_command,
-    parse_done,
-    parse_sasl_response,
 )
+from imap.commands import parse_command, parse_done, parse_sasl_response
 from imap.fetch import FetchBody, FetchItem, Partial, Section
 from imap.framing import CommandReader, NeedContinuation
 from imap.search import SearchAnd, SearchFlag, SearchHeader, SearchNot, SearchOr

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from imap.commands import (
+from imap.arguments import (
     NO_ARGS,
     AppendArgs,
     AuthenticateArgs,
@@ -31,10 +31,8 @@ from imap.commands import (
     StatusArgs,
     StoreArgs,
     UidExpungeArgs,
-    parse_command,
-    parse_done,
-    parse_sasl_response,
 )
+from imap.commands import parse_command, parse_done, parse_sasl_response
 from imap.errors import ParseError
 from imap.fetch import FetchItem
 from imap.framing import RawCommand, RawLiteral

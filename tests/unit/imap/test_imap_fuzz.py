@@ -8,7 +8,8 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imap.commands import Command, parse_command, parse_done, parse_sasl_response
+from imap.arguments import Command
+from imap.commands import parse_command, parse_done, parse_sasl_response
 from imap.errors import ParseError, ProtocolError
 from imap.framing import CommandReader, NeedContinuation, RawCommand
 

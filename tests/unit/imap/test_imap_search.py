@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from imap.commands import SearchArgs
+from imap.arguments import SearchArgs
 from imap.errors import ParseError, UnsupportedCharsetError
 from imap.search import (
     MAX_KEY_DEPTH,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from imap.commands import Command, parse_command
+from imap.arguments import Command
+from imap.commands import parse_command
 from imap.framing import CommandReader, NeedContinuation, RawCommand
 
 
