@@ -398,6 +398,35 @@ class DossierDocument(Base):
     visible_to_patient: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class FilingJob(Base):
+    """Filing the documents of one message delivered to a patient (issue #4).
+
+    Enqueued in the delivery transaction, so no delivered message misses its filing; the
+    worker leases a job, files, and marks it done in one transaction (idempotent re-runs).
+    """
+
+    __tablename__ = "filing_jobs"
+    __table_args__ = (Index("ix_filing_jobs_state_next", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_row_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.account_id", ondelete="CASCADE"), index=True
+    )
+    sender: Mapped[str] = mapped_column(String(320), default="")  # envelope MAIL FROM
+    actor: Mapped[str] = mapped_column(String(320), default="")  # authenticated identity
+    auth_method: Mapped[str] = mapped_column(String(40), default="")
+    state: Mapped[str] = mapped_column(String(10), default="queued")  # queued | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(Text, default="")  # JSON: filed / refused, reasons
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class AuditEvent(Base):
     """Who did what to which data, when and how they proved who they are."""
 

@@ -1,0 +1,1 @@
+"""Filing documents carried by messages into patients' dossiers (issue #4)."""
