@@ -11,17 +11,26 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from certs.pki import DevPKI, IssuedCertificate
 from directory import accounts, annuaire, listeblanche, patients
 from directory.annuaire_layout import MSSANTE_HEADERS, PERSONNE_HEADERS
-from mailserver.bootstrap import DEMO_STRUCTURE_ID, Installation
-from mailserver.config import PORT_OFFSETS
+from mailserver.bootstrap import (
+    DEMO_STRUCTURE_ID,
+    InitOptions,
+    Installation,
+    config_document,
+    write_dkim_keys,
+)
+from mailserver.config import PORT_OFFSETS, load_config
 from routing.identifiers import ins_key, national_id_for_rpps, rpps_with_key
-from storage.db import Database
+from storage.db import Database, open_database
 
 PEER_STRUCTURE_ID = "99999999800027"
 LAB_FINESS = "999000017"
@@ -317,9 +326,89 @@ async def create_demo(inst: Installation, db: Database, peer_domain: str) -> dic
         },
         "annuaire_files": [_rel(base, f) for f in annuaire_files],
     }
+    doc["peer_operator"].update(
+        await create_demo_peer(inst, cert_peer, peer_domain, [domain, patient_domain])
+    )
     path = base / "demo.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds passwords
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(doc, fh, indent=2, ensure_ascii=False)
         fh.write("\n")
     return doc
+
+
+# The demo peer listens on each of our ports + 1 (10026 for its inbound SMTP when ours is
+# 10025): no PORT_OFFSETS value is another one + 1, so the two sets never overlap.
+PEER_PORT_SHIFT = 1
+
+
+async def create_demo_peer(
+    inst: Installation, cert_peer: IssuedCertificate, peer_domain: str, our_domains: list[str]
+) -> dict[str, Any]:
+    """A second installation, DIR/peer/, serving the peer operator's domain with the peer
+    certificate from the same development PKI, so that relaying between operators (both
+    directions, mutual TLS, liste blanche DNs, DSNs) works on one machine. Static routes
+    send each side's mail for the other's domains to its inbound port."""
+    cfg = inst.config
+    base = cfg.base_dir
+    peer_dir = base / "peer"
+    opts = InitOptions(
+        directory=peer_dir,
+        domain=peer_domain,
+        hostname=f"mail.{peer_domain}",
+        port_base=cfg.listeners.smtp_inbound.port - PORT_OFFSETS["smtp_inbound"] + PEER_PORT_SHIFT,
+        patient_domain=None,
+        organisation="Opérateur pair de démonstration",
+        demo=True,
+    )
+    (peer_dir / "data").mkdir(parents=True, exist_ok=True)
+    peer_doc = config_document(
+        opts, cert_peer, inst.pki, write_dkim_keys(peer_dir / "dkim", "mss", peer_domain)
+    )
+    del peer_doc["pki"]  # the peer issues nothing: it only holds its certificate
+    for name in ("imap", "imaps", "webmail"):
+        peer_doc["listeners"][name]["enabled"] = False
+    ours = f"127.0.0.1:{cfg.listeners.smtp_inbound.port}"
+    peer_doc["relay"] = {"static_routes": {d: ours for d in our_domains}}
+    (peer_dir / "mailserver.toml").write_text(
+        "# The demo peer operator (`mailserver init --demo`): another operator on this machine.\n"
+        + tomli_w.dumps(peer_doc),
+        encoding="utf-8",
+    )
+    peer_inbound = f"127.0.0.1:{peer_doc['listeners']['smtp_inbound']['port']}"
+    # Our side: mail for the peer's domain goes straight to its inbound port.
+    ours_path = base / "mailserver.toml"
+    text = ours_path.read_text(encoding="utf-8")
+    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    ours_doc = tomllib.loads(text)
+    ours_doc.setdefault("relay", {}).setdefault("static_routes", {})[peer_domain] = peer_inbound
+    ours_path.write_text(header + tomli_w.dumps(ours_doc), encoding="utf-8")
+
+    mailbox = f"secretariat@{peer_domain}"
+    peer_cfg = load_config(peer_dir / "mailserver.toml")
+    peer_db = await open_database(peer_cfg.database_url)
+    try:
+        async with peer_db.session() as s, s.begin():
+            await accounts.add_account(
+                s,
+                address=mailbox,
+                kind="ORG",
+                operator_domains=peer_cfg.server.domains,
+                structure_id=PEER_STRUCTURE_ID,
+                display_name="Secrétariat de l'opérateur pair",
+            )
+            await listeblanche.add_local_entry(s, peer_domain, cert_peer.subject_dn, "itself")
+            for d in our_domains:
+                await listeblanche.add_local_entry(
+                    s, d, inst.server_cert.subject_dn, "the demo operator"
+                )
+    finally:
+        await peer_db.close()
+    return {
+        "config": _rel(base, peer_dir / "mailserver.toml"),
+        "mailbox": mailbox,
+        "listeners": {
+            name: {"address": "127.0.0.1", "port": peer_doc["listeners"][name]["port"]}
+            for name in ("smtp_inbound", "admin", "submission", "submissions")
+        },
+    }

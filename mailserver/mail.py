@@ -72,6 +72,11 @@ def relay_settings_of(cfg: Config, trust: TrustStore) -> RelaySettings:
     )
 
 
+def postmaster_of(cfg: Config) -> str:
+    """Who reports and notices are from (RFC 5321 §4.5.1), in one of our domains."""
+    return f"postmaster@{min(cfg.local_domains)}"
+
+
 def token_validator_of(cfg: Config) -> TokenValidator | None:
     if not cfg.oauth.enabled or cfg.oauth.jwks is None:
         return None
@@ -209,6 +214,7 @@ def build_mail_side(cfg: Config, db: Database, trust: TrustStore) -> MailSide:
         WorkerSettings(
             hostname=cfg.server.hostname,
             local_domains=frozenset(cfg.local_domains),
+            postmaster=postmaster_of(cfg),
             lifetime=lifetime,
             delay_warning=timedelta(hours=cfg.relay.delay_warning_hours),
             retry_initial=cfg.relay.retry_initial,

@@ -19,7 +19,6 @@ No message ends silently: every recipient is delivered, relayed or reported.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -36,6 +35,7 @@ from smtp.relay_client import OutboundRecipient, RelayResult, RelaySettings, rel
 from storage import queue
 from storage.blobs import BlobError, BlobStore
 from storage.db import Database
+from storage.leases import work_loop
 from storage.models import QueueEntry
 
 __all__ = ["RelayWorker", "WorkerSettings"]
@@ -50,6 +50,7 @@ BATCH = 200
 class WorkerSettings:
     hostname: str  # our host name (Reporting-MTA, Received)
     local_domains: frozenset[str]  # mail from these domains is DKIM-signed here
+    postmaster: str  # reports are from this address (a box of one of local_domains)
     lifetime: timedelta = timedelta(days=5)
     delay_warning: timedelta = timedelta(hours=4)
     retry_initial: float = 60.0
@@ -84,25 +85,13 @@ class RelayWorker:
         self.wake = asyncio.Event()  # set by the doors when they queue something
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                busy = await self.run_once()
-            except Exception as exc:  # the database is down: keep the loop alive
-                log.error("relay pass failed: %s: %s", type(exc).__name__, exc)
-                busy = 0
-            if busy:
-                continue
-            self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                waiter = asyncio.ensure_future(self.wake.wait())
-                stopper = asyncio.ensure_future(stopping.wait())
-                await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.settings.poll_interval,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                waiter.cancel()
-                stopper.cancel()
+        await work_loop(
+            self.run_once,
+            wake=self.wake,
+            stopping=stopping,
+            poll_interval=self.settings.poll_interval,
+            log=log,
+        )
 
     async def run_once(self) -> int:
         """One pass; returns how many entries it handled (0: nothing was due)."""
@@ -138,7 +127,7 @@ class RelayWorker:
     @property
     def postmaster(self) -> str:
         """Who reports are from (and whose domain signs them)."""
-        return f"postmaster@{min(self.settings.local_domains)}"
+        return self.settings.postmaster
 
     def _signed(self, data: bytes, sender: str) -> bytes:
         domain = (sender or self.postmaster).rsplit("@", 1)[1]

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.leases import claim_due
 from storage.models import QueueEntry
 
 __all__ = [
@@ -37,18 +38,7 @@ async def claim(
     session: AsyncSession, state: str, now: datetime, lease: timedelta, limit: int
 ) -> list[QueueEntry]:
     """Entries in ``state`` due now, leased to the caller until ``now + lease``."""
-    stmt = (
-        select(QueueEntry)
-        .where(QueueEntry.state == state, QueueEntry.next_attempt_at <= now)
-        .order_by(QueueEntry.next_attempt_at, QueueEntry.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    entries = list((await session.scalars(stmt)).all())
-    for entry in entries:
-        entry.next_attempt_at = now + lease
-    return entries
+    return await claim_due(session, QueueEntry, state, now, lease, limit)
 
 
 async def finish(session: AsyncSession, ids: Sequence[int], now: datetime) -> None:

@@ -10,7 +10,7 @@ from directory.addresses import is_domain
 from mailserver.bootstrap import InitOptions, create_installation, port_layout
 from mailserver.commands._common import SubParsers, database
 from mailserver.config import DEFAULT_PATIENT_DOMAIN, DEFAULT_PORT_BASE, PORT_OFFSETS
-from mailserver.demo import create_demo
+from mailserver.demo import PEER_PORT_SHIFT, create_demo
 from mailserver.errors import CommandError
 from storage.blobs import BlobStore
 
@@ -56,7 +56,8 @@ async def _init(args: argparse.Namespace) -> int:
     domain = args.domain.strip().lower()
     if not is_domain(domain):
         raise CommandError(f"--domain: {args.domain!r} is not a domain name", 2)
-    top = max(PORT_OFFSETS.values())
+    # The demo peer operator listens on our ports + PEER_PORT_SHIFT.
+    top = max(PORT_OFFSETS.values()) + (PEER_PORT_SHIFT if args.demo else 0)
     if not 1 <= args.port_base <= 65535 - top:
         raise CommandError(f"--port-base must be between 1 and {65535 - top}", 2)
     patient_domain = None if args.no_patient_domain else args.patient_domain.strip().lower()

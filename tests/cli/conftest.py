@@ -38,7 +38,8 @@ def free_port_base() -> int:
     for _ in range(200):
         base = random.randrange(20000, 60000, 1000)
         ok = True
-        for offset in PORT_OFFSETS.values():
+        # The demo peer operator listens on each port + 1 (mailserver/demo.py).
+        for offset in [o + shift for o in PORT_OFFSETS.values() for shift in (0, 1)]:
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", base + offset))
