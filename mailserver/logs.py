@@ -13,6 +13,11 @@ class _UTCFormatter(logging.Formatter):
         return f"{t}.{int(record.msecs):03d}Z"
 
 
+def _not_aiosmtpd_deprecation(record: logging.LogRecord) -> bool:
+    # aiosmtpd 1.4 warns about its own legacy `login_data` on every successful AUTH: noise.
+    return not str(record.msg).startswith("Session.login_data is deprecated")
+
+
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_UTCFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -23,5 +28,6 @@ def configure(level: str = "INFO") -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # aiosmtpd logs every command line at INFO; the doors log one line per event instead.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").addFilter(_not_aiosmtpd_deprecation)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
