@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from mailserver.commands import account, directory, init, patient, pki, queue, serve
+from mailserver.commands import account, directory, dossier, init, patient, pki, queue, serve
 from mailserver.config import ConfigError
 from mailserver.errors import CommandError
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     account.register(sub)
     patient.register(sub)
     queue.register(sub)
+    dossier.register(sub)
     return parser
 
 

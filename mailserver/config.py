@@ -157,6 +157,28 @@ class OAuthSection(_Section):
     leeway_seconds: int = Field(default=60, ge=0)
 
 
+class FilingSection(_Section):
+    """Filing documents of patients' messages into their dossier (filing/, issue #4)."""
+
+    # Plain attachments filed, by their detected type (XDM archives and CDA always are).
+    filed_types: list[str] = Field(
+        default_factory=lambda: [
+            "application/pdf",
+            "image/jpeg",
+            "image/png",
+            "image/tiff",
+            "application/dicom",
+        ]
+    )
+    max_entries: int = Field(default=100, gt=0)  # entries in one ZIP archive
+    max_total_size: int = Field(default=200 * 1024 * 1024, gt=0)  # uncompressed bytes
+    max_ratio: int = Field(default=100, gt=1)  # uncompressed / compressed
+    max_nesting: int = Field(default=1, ge=0)  # archives inside archives
+    # mssante.md §4: test (…4.10) and demo (…4.11) INS never reach production dossiers.
+    allow_test_ins: bool = False
+    poll_interval: float = Field(default=0.5, gt=0)
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -174,6 +196,7 @@ class Config(_Section):
     pki: PKISection = PKISection()
     relay: RelaySection = RelaySection()
     oauth: OAuthSection = OAuthSection()
+    filing: FilingSection = FilingSection()
     logging: LoggingSection = LoggingSection()
 
     # Set by load_config: the file the configuration came from (relative paths are resolved

@@ -24,6 +24,8 @@ from directory.errors import DirectoryError
 from directory.lookups import DirectoryLookups
 from directory.throttle import Throttle
 from directory.tokens import TokenValidator, load_jwks
+from filing.plan import FilingSettings
+from filing.worker import FilingWorker, FilingWorkerSettings
 from mailserver.config import Config, ConfigError
 from routing.pipeline import Pipeline
 from routing.policy import Policy
@@ -75,6 +77,23 @@ def relay_settings_of(cfg: Config, trust: TrustStore) -> RelaySettings:
 def postmaster_of(cfg: Config) -> str:
     """Who reports and notices are from (RFC 5321 §4.5.1), in one of our domains."""
     return f"postmaster@{min(cfg.local_domains)}"
+
+
+def filing_settings_of(cfg: Config) -> FilingWorkerSettings:
+    f = cfg.filing
+    return FilingWorkerSettings(
+        hostname=cfg.server.hostname,
+        postmaster=postmaster_of(cfg),
+        filing=FilingSettings(
+            filed_types=frozenset(t.lower() for t in f.filed_types),
+            max_entries=f.max_entries,
+            max_total_size=f.max_total_size,
+            max_ratio=f.max_ratio,
+            max_nesting=f.max_nesting,
+            allow_test_ins=f.allow_test_ins,
+        ),
+        poll_interval=f.poll_interval,
+    )
 
 
 def token_validator_of(cfg: Config) -> TokenValidator | None:
@@ -166,15 +185,23 @@ class MailSide:
     store: MessageStore
     services: SmtpServices
     worker: RelayWorker
+    filing: FilingWorker
 
 
-def build_mail_side(cfg: Config, db: Database, trust: TrustStore) -> MailSide:
+def build_mail_side(
+    cfg: Config,
+    db: Database,
+    trust: TrustStore,
+    on_delivered: Callable[[Sequence[int]], None] | None = None,
+) -> MailSide:
     blobs = BlobStore(cfg.blob_dir)
     blobs.ensure()
     lookups = DirectoryLookups(db)
     lifetime = timedelta(hours=cfg.relay.lifetime_hours)
-    store = MessageStore(db, blobs, lifetime=lifetime)
+    store = MessageStore(db, blobs, lifetime=lifetime, on_delivered=on_delivered)  # IDLE wake-up
     pipeline = Pipeline(policy_of(cfg), lookups, store)
+    filing = FilingWorker(db, blobs, pipeline, filing_settings_of(cfg))
+    store.on_patient_delivery = filing.nudge  # file within the second (issue #4)
     roots = [cfg.path(p) for p in (*cfg.tls.roots, *cfg.tls.intermediates)]
     # One context for every SMTP door: the client certificate is asked for (peers must show
     # theirs, submission clients may for EXTERNAL) and its dates and CRL status are checked
@@ -232,4 +259,4 @@ def build_mail_side(cfg: Config, db: Database, trust: TrustStore) -> MailSide:
         verify_dkim=verify_dkim,
         on_accepted=lambda _door, _count: worker.wake.set(),  # relay without waiting
     )
-    return MailSide(pipeline, lookups, store, services, worker)
+    return MailSide(pipeline, lookups, store, services, worker, filing)

@@ -186,6 +186,7 @@ async def serve(cfg: Config) -> int:
             await door.start()
         rt.workers.append(asyncio.create_task(rt.crl_refresher(cfg.tls.crl_refresh)))
         rt.workers.append(asyncio.create_task(mail.worker.run(rt.stopping)))
+        rt.workers.append(asyncio.create_task(mail.filing.run(rt.stopping)))
         later = [n for n in ("imap", "imaps", "webmail") if getattr(cfg.listeners, n).enabled]
         if later:
             log.info("not served by this version yet: %s", ", ".join(later))

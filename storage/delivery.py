@@ -21,13 +21,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit, queue
+from storage import audit, filing_jobs, queue
 from storage.blobs import BlobRef, BlobStore
 from storage.db import Database
 from storage.mime import MessageMeta, meta_to_json, parse_metadata
 from storage.models import Blob, Folder, Message, PatientContact, QueueEntry, utcnow
 
-__all__ = ["DEFAULT_LIFETIME", "MessageStore", "append_message", "wants_success"]
+__all__ = ["DEFAULT_LIFETIME", "MessageStore", "append_message", "record_blob", "wants_success"]
 
 DEFAULT_LIFETIME = timedelta(days=5)  # how long the relay queue keeps retrying (RFC 5321 §4.5.4.1)
 
@@ -104,7 +104,7 @@ def wants_success(notify: str | None) -> bool:
     return notify is not None and "SUCCESS" in notify.upper().split(",")
 
 
-async def _ensure_blob(session: AsyncSession, ref: BlobRef) -> None:
+async def record_blob(session: AsyncSession, ref: BlobRef) -> None:
     values = {"sha256": ref.sha256, "size": ref.size, "created_at": utcnow()}
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(pg_insert(Blob).values(**values).on_conflict_do_nothing())
@@ -158,11 +158,13 @@ class MessageStore:
         *,
         lifetime: timedelta = DEFAULT_LIFETIME,
         on_delivered: Callable[[Sequence[int]], None] | None = None,
+        on_patient_delivery: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.lifetime = lifetime
         self.on_delivered = on_delivered  # folder ids that received mail (IDLE wake-up)
+        self.on_patient_delivery = on_patient_delivery  # filing jobs were added (wake-up)
 
     async def store(self, plan: _Plan) -> None:
         # Blocking work off the event loop: hashing, writing and fsyncing the body, and
@@ -171,7 +173,7 @@ class MessageStore:
         now = utcnow()
         folders: list[int] = []
         async with self.db.session() as session, session.begin():
-            await _ensure_blob(session, ref)
+            await record_blob(session, ref)
             inboxes = await self._inboxes(session, [c.account_id for c in plan.local])
             actor = audit.Actor(plan.actor, plan.method, plan.remote_address)
             for copy in plan.local:
@@ -179,6 +181,18 @@ class MessageStore:
                 message = await append_message(session, folder_id, ref, meta)
                 folders.append(folder_id)
                 if copy.patient:
+                    # Issue #4: the documents it carries are filed by a worker; the job is
+                    # part of this transaction so no delivered message misses its filing.
+                    await session.flush()
+                    filing_jobs.enqueue(
+                        session,
+                        message_row_id=message.id,
+                        patient_id=copy.account_id,
+                        sender=plan.sender,
+                        actor=plan.actor,
+                        auth_method=plan.method,
+                        now=now,
+                    )
                     audit.record(
                         session,
                         actor,
@@ -209,6 +223,8 @@ class MessageStore:
             await queue.settle(session, plan.completes, now)
         if folders and self.on_delivered is not None:
             self.on_delivered(folders)
+        if self.on_patient_delivery is not None and any(c.patient for c in plan.local):
+            self.on_patient_delivery()
 
     def _prepare(self, data: bytes) -> tuple[BlobRef, MessageMeta]:
         return self.blobs.put(data), parse_metadata(data)
@@ -281,3 +297,6 @@ class MessageStore:
             row.state, row.opened_at, row.closed_at = "open", now, None
         elif not contact.open and row.state != "closed":
             row.state, row.closed_at = "closed", now
+
+
+_ensure_blob = record_blob  # transitional name, used by storage/mailstore.py

@@ -368,6 +368,8 @@ class DossierDocument(Base):
         ForeignKey("patients.account_id", ondelete="CASCADE"), index=True
     )
     unique_id: Mapped[str] = mapped_column(String(200))
+    # IHE XDS entryUUID of the DocumentEntry (an RPLC association may name it, not uniqueId).
+    entry_uuid: Mapped[str | None] = mapped_column(String(100))
     superseded_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("dossier_documents.id", ondelete="SET NULL")
     )

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import tomli_w
@@ -24,6 +24,8 @@ from storage.blobs import BlobStore
 from storage.db import Database
 from storage.models import Account, Folder, Message, QueueEntry
 from tests.cli.conftest import Install
+
+Row = TypeVar("Row")
 
 
 def edit_config(install: Install, **sections: dict[str, Any]) -> None:
@@ -111,16 +113,28 @@ class Running:
         return [blobs.get(m.blob_sha256) for m in rows]
 
     def queue(self) -> list[QueueEntry]:
-        return asyncio.run(self._queue())
+        return self.rows(QueueEntry)
 
-    async def _queue(self) -> list[QueueEntry]:
+    def rows(self, model: type[Row]) -> list[Row]:
+        """Every row of one table, by id (what the server stored)."""
+        return asyncio.run(self._rows(model))
+
+    async def _rows(self, model: type[Row]) -> list[Row]:
         cfg = load_config(self.install.config)
         db = Database(cfg.database_url)
         try:
             async with db.session() as s:
-                return list((await s.scalars(select(QueueEntry).order_by(QueueEntry.id))).all())
+                stmt = select(model).order_by(model.id)  # type: ignore[attr-defined]
+                return list((await s.scalars(stmt)).all())
         finally:
             await db.close()
+
+    def peak_rss_kb(self) -> int:
+        """The server process's peak resident memory so far (VmHWM), in KiB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmHWM in /proc status")
 
     def wait_inbox(self, address: str, count: int, timeout: float = 20) -> list[bytes]:
         deadline = time.monotonic() + timeout

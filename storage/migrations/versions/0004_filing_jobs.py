@@ -1,4 +1,4 @@
-"""filing jobs: documents of messages delivered to patients, filed by a worker
+"""filing jobs: documents of messages delivered to patients, filed by a worker; entryUUID
 
 Revision ID: 0004
 Revises: 0003
@@ -19,6 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("dossier_documents") as batch:
+        batch.add_column(sa.Column("entry_uuid", sa.String(length=100), nullable=True))
     op.create_table(
         "filing_jobs",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -61,3 +63,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_filing_jobs_patient_id"), table_name="filing_jobs")
     op.drop_index("ix_filing_jobs_state_next", table_name="filing_jobs")
     op.drop_table("filing_jobs")
+    with op.batch_alter_table("dossier_documents") as batch:
+        batch.drop_column("entry_uuid")

@@ -1,0 +1,290 @@
+"""The patient's dossier: documents filed from messages, their provenance and visibility.
+
+mssante.md §7: each document keeps which message it came from, which author, when it was
+filed, its type and date, and a visibility state: the patient may hide a document from
+professionals, and a document marked invisible to the patient is never shown to them. Every
+read of a document is written to the audit log, in the transaction that serves it.
+
+Documents arrive here already parsed and checked (filing/ decides what to file); this module
+only stores them, once: (patient, uniqueId) is unique, so filing the same message twice, or a
+laboratory re-sending the same result, files nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import audit
+from storage.blobs import BlobRef
+from storage.models import DossierDocument
+
+Viewer = Literal["patient", "professional", "operator"]
+
+__all__ = [
+    "FilingResult",
+    "Provenance",
+    "Viewer",
+    "file_documents",
+    "get_document",
+    "list_documents",
+    "set_hidden",
+]
+
+
+class _Author(Protocol):
+    @property
+    def national_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def institution(self) -> str: ...
+    @property
+    def specialty(self) -> str: ...
+
+
+class _Document(Protocol):
+    """What a document to file must tell (filing.plan.Document satisfies it)."""
+
+    @property
+    def unique_id(self) -> str: ...
+    @property
+    def mime_type(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def type_code(self) -> str: ...
+    @property
+    def type_display(self) -> str: ...
+    @property
+    def class_code(self) -> str: ...
+    @property
+    def format_code(self) -> str: ...
+    @property
+    def confidentiality_code(self) -> str: ...
+    @property
+    def creation_time(self) -> datetime | None: ...
+    @property
+    def service_start_time(self) -> datetime | None: ...
+    @property
+    def author(self) -> _Author: ...
+    @property
+    def replaces(self) -> str | None: ...
+    @property
+    def visible_to_patient(self) -> bool: ...
+    @property
+    def entry_uuid(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The message a document came from and who sent it (mssante.md §7)."""
+
+    message_id: str | None  # the Message-ID header
+    folder_id: int
+    uid: int
+    sender: str  # envelope sender
+    actor: str  # the authenticated identity that sent it (box, certificate, peer)
+    auth_method: str
+    ins: str  # the patient's INS, for the audit log
+
+
+@dataclass
+class FilingResult:
+    filed: list[DossierDocument] = field(default_factory=list)
+    already_filed: list[str] = field(default_factory=list)  # uniqueIds filed before
+    superseded: list[str] = field(default_factory=list)  # uniqueIds replaced (RPLC)
+    unmatched_replacements: list[str] = field(default_factory=list)  # RPLC targets not found
+
+
+async def file_documents(
+    session: AsyncSession,
+    patient_id: int,
+    documents: Sequence[tuple[_Document, BlobRef, BlobRef | None]],
+    provenance: Provenance,
+    now: datetime,
+) -> FilingResult:
+    """Add each (document, content blob, rendition blob) not filed yet; apply replacements.
+
+    The blobs must already be durable (BlobStore.put) and their rows recorded by the caller
+    in this transaction.
+    """
+    result = FilingResult()
+    actor = audit.Actor(provenance.actor, provenance.auth_method)
+    for doc, content, rendition in documents:
+        existing = await session.scalar(
+            select(DossierDocument.id).where(
+                DossierDocument.patient_id == patient_id,
+                DossierDocument.unique_id == doc.unique_id,
+            )
+        )
+        if existing is not None:
+            result.already_filed.append(doc.unique_id)
+            continue
+        row = DossierDocument(
+            patient_id=patient_id,
+            unique_id=doc.unique_id[:200],
+            entry_uuid=doc.entry_uuid[:100] or None,
+            type_code=doc.type_code[:40],
+            type_display=doc.type_display[:300],
+            class_code=doc.class_code[:40],
+            format_code=doc.format_code[:200],
+            confidentiality_code=doc.confidentiality_code[:10],
+            title=doc.title,
+            mime_type=doc.mime_type[:100],
+            creation_time=doc.creation_time,
+            service_start_time=doc.service_start_time,
+            author_national_id=doc.author.national_id[:20],
+            author_name=doc.author.name[:300],
+            author_institution=doc.author.institution[:300],
+            author_specialty=doc.author.specialty[:300],
+            blob_sha256=content.sha256,
+            rendition_blob_sha256=rendition.sha256 if rendition else None,
+            size=content.size,
+            source_message_id=provenance.message_id,
+            source_folder_id=provenance.folder_id,
+            source_uid=provenance.uid,
+            sender=provenance.sender[:320],
+            filed_at=now,
+            hidden_from_professionals=False,
+            visible_to_patient=doc.visible_to_patient,
+        )
+        session.add(row)
+        await session.flush()
+        result.filed.append(row)
+        if doc.replaces:
+            replaced = await _supersede(session, patient_id, doc.replaces, row.id)
+            (result.superseded if replaced else result.unmatched_replacements).append(
+                replaced or doc.replaces
+            )
+        audit.record(
+            session,
+            actor,
+            "document.file",
+            object_type="document",
+            object_id=str(row.id),
+            patient_ins=provenance.ins,
+            detail={
+                "unique_id": row.unique_id,
+                "message_id": provenance.message_id,
+                "sender": provenance.sender,
+                "replaces": doc.replaces,
+            },
+            at=now,
+        )
+    return result
+
+
+async def _supersede(
+    session: AsyncSession, patient_id: int, target: str, new_id: int
+) -> str | None:
+    """IHE ITI TF-3 §4.2.2 RPLC: the earlier version stays, marked superseded by ``new_id``.
+    The association may name the earlier entry by uniqueId or by entryUUID."""
+    earlier = await session.scalar(
+        select(DossierDocument).where(
+            DossierDocument.patient_id == patient_id,
+            DossierDocument.id != new_id,
+            or_(DossierDocument.unique_id == target, DossierDocument.entry_uuid == target),
+        )
+    )
+    if earlier is None:
+        return None
+    earlier.superseded_by_id = new_id
+    return earlier.unique_id
+
+
+def _visible_to(viewer: Viewer) -> list[ColumnElement[bool]]:
+    if viewer == "patient":
+        return [DossierDocument.visible_to_patient.is_(True)]
+    if viewer == "professional":
+        return [DossierDocument.hidden_from_professionals.is_(False)]
+    return []
+
+
+async def list_documents(
+    session: AsyncSession,
+    patient_id: int,
+    *,
+    viewer: Viewer,
+    include_superseded: bool = True,
+) -> list[DossierDocument]:
+    """The documents ``viewer`` may see, newest first (by document date, then filing)."""
+    stmt = select(DossierDocument).where(
+        DossierDocument.patient_id == patient_id, *_visible_to(viewer)
+    )
+    if not include_superseded:
+        stmt = stmt.where(DossierDocument.superseded_by_id.is_(None))
+    stmt = stmt.order_by(DossierDocument.filed_at.desc(), DossierDocument.id.desc())
+    rows = list((await session.scalars(stmt)).all())
+    rows.sort(key=lambda d: d.creation_time or d.filed_at, reverse=True)
+    return rows
+
+
+async def get_document(
+    session: AsyncSession,
+    patient_id: int,
+    document_id: int,
+    *,
+    viewer: Viewer,
+    actor: audit.Actor,
+    ins: str,
+    purpose: str = "read",
+) -> DossierDocument | None:
+    """One document ``viewer`` may see, the read written to the audit log (mssante.md §7).
+
+    A document the viewer may not see is reported as absent, and the refused attempt is
+    logged too.
+    """
+    doc = await session.scalar(
+        select(DossierDocument).where(
+            DossierDocument.patient_id == patient_id,
+            DossierDocument.id == document_id,
+            *_visible_to(viewer),
+        )
+    )
+    audit.record(
+        session,
+        actor,
+        f"document.{purpose}" if doc is not None else "document.refused",
+        object_type="document",
+        object_id=str(document_id),
+        patient_ins=ins,
+        detail={"viewer": viewer} if doc is not None else {"viewer": viewer, "found": False},
+    )
+    return doc
+
+
+async def set_hidden(
+    session: AsyncSession,
+    patient_id: int,
+    document_id: int,
+    hidden: bool,
+    *,
+    actor: audit.Actor,
+    ins: str,
+) -> DossierDocument | None:
+    """The patient hides (or shows again) a document from professionals (mssante.md §7)."""
+    doc = await session.scalar(
+        select(DossierDocument).where(
+            DossierDocument.patient_id == patient_id,
+            DossierDocument.id == document_id,
+            DossierDocument.visible_to_patient.is_(True),
+        )
+    )
+    if doc is None:
+        return None
+    doc.hidden_from_professionals = hidden
+    audit.record(
+        session,
+        actor,
+        "document.hide" if hidden else "document.show",
+        object_type="document",
+        object_id=str(document_id),
+        patient_ins=ins,
+    )
+    return doc
