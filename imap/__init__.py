@@ -1,6 +1,7 @@
 """The IMAP door (IMAP4rev1, RFC 3501, and the extensions listed in docs/architecture.md).
 
-So far this package holds the wire parser: pure functions and classes, no I/O, no asyncio.
+The wire parser (pure: no I/O, no asyncio), then the server over the ``storage`` mail store
+API (no SQL here).
 
 =================  ==============================================================================
 module             holds
@@ -19,9 +20,23 @@ module             holds
 ``arguments``      ``Command`` and one frozen ``*Args`` dataclass per command
 ``commands``       ``parse_command`` (one small parser per command), ``parse_done`` (IDLE),
                    ``parse_sasl_response`` (AUTHENTICATE)
+``responses``      strings, flags, ENVELOPE and BODYSTRUCTURE (from the delivery-time cache)
+``sections``       BODY[section]<partial> as slices of the blob through the cached part spans
+``selected``       the selected mailbox: UID ↔ sequence numbers, pending EXPUNGE/VANISHED
+``searching``      evaluating search keys over message rows (pure)
+``context``        ``ImapSettings``, ``ImapServices``, ``CommandError``
+``session``        one connection: read loop, state machine, dispatch, sync, IDLE
+``dispatch``       the command table (handler and state of each command)
+``auth``           capabilities, STARTTLS, LOGIN, AUTHENTICATE (the shared Authenticator)
+``general``        CAPABILITY, NOOP, CHECK, LOGOUT, ID, ENABLE, NAMESPACE, IDLE
+``mailboxes``      SELECT/EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST, LSUB, STATUS,
+                   QUOTA
+``fetching``       FETCH; ``flags``: STORE; ``search_command``: SEARCH / ESEARCH
+``transfer``       COPY, MOVE, EXPUNGE, CLOSE, UNSELECT, APPEND
+``server``         ``ImapDoor``: the 143 (STARTTLS) and 993 (implicit TLS) listeners
 =================  ==============================================================================
 
-Imports go one way: ``commands`` → ``arguments`` → ``search``, ``fetch`` → ``tokens`` → ``framing``,
-``sequence``, ``utf7`` → ``errors``. Nothing here does I/O or keeps state beyond one
-``CommandReader`` per connection; the session layer owns sockets, TLS, state and responses.
+Parser imports go one way: ``commands`` → ``arguments`` → ``search``, ``fetch`` → ``tokens`` →
+``framing``, ``sequence``, ``utf7`` → ``errors``. The server modules use the parser and
+``storage.mailstore``; handlers reach the session only through its methods.
 """

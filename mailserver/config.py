@@ -179,6 +179,32 @@ class FilingSection(_Section):
     poll_interval: float = Field(default=0.5, gt=0)
 
 
+class WebmailSection(_Section):
+    """The patients' webmail (webmail/, issue #6)."""
+
+    # Sessions: ended after this long without a request, and this long after login anyway.
+    session_idle: float = Field(default=900.0, gt=0)  # seconds
+    session_absolute: float = Field(default=8 * 3600.0, gt=0)  # seconds
+    # The one-time code e-mailed at every login (unless the patient uses TOTP).
+    code_validity: float = Field(default=600.0, gt=0)  # seconds
+    code_attempts: int = Field(default=5, gt=0)  # wrong codes before the login restarts
+    totp_issuer: str = "Mon espace santé"  # shown by authenticator applications
+    # Lockout: failed logins (password or code) per client address and per patient within
+    # lockout_window seconds before further attempts are refused (directory.throttle).
+    failures_per_address: int = Field(default=20, gt=0)
+    failures_per_account: int = Field(default=5, gt=0)
+    lockout_window: float = Field(default=900.0, gt=0)
+    # The separate notification route (codes, new-message notices; never the MSSanté relay):
+    # an SMTP relay "host[:port]", or else files in outbox_dir (development; default
+    # DATA/outbox), one message per file for the operator to read.
+    notify_smtp: str = ""
+    outbox_dir: Path | None = None
+    notify_from: str = ""  # default: ne-pas-repondre@<server.hostname>
+    # The address patients are told to open (default: https://<hostname>:<webmail port>/).
+    public_url: str = ""
+    notify_poll_interval: float = Field(default=2.0, gt=0)
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -197,6 +223,7 @@ class Config(_Section):
     relay: RelaySection = RelaySection()
     oauth: OAuthSection = OAuthSection()
     filing: FilingSection = FilingSection()
+    webmail: WebmailSection = WebmailSection()
     logging: LoggingSection = LoggingSection()
 
     # Set by load_config: the file the configuration came from (relative paths are resolved

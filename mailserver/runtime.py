@@ -14,6 +14,7 @@ import errno
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -27,15 +28,26 @@ from certs.truststore import TrustStore
 from mailserver.admin import build_admin_app
 from mailserver.config import Config, ConfigError, ListenerSection
 from mailserver.errors import CommandError
+from mailserver.imapside import build_imap_side
 from mailserver.mail import build_mail_side, door_settings
 from mailserver.metrics import Metrics
+from mailserver.webmailside import build_webmail_side
 from smtp.server import SmtpDoor
+from storage.changes import ChangeBus
 from storage.db import Database, DatabaseError, open_database
 
 log = logging.getLogger("mailserver")
 
 # Doors this version serves; the others keep their configured ports for later versions.
-IMPLEMENTED_DOORS = ("admin", "smtp_inbound", "submission", "submissions")
+IMPLEMENTED_DOORS = (
+    "admin",
+    "smtp_inbound",
+    "submission",
+    "submissions",
+    "imap",
+    "imaps",
+    "webmail",
+)
 SMTP_DOORS = ("smtp_inbound", "submission", "submissions")
 
 
@@ -84,6 +96,7 @@ class HttpDoor:
     app: Starlette
     sock: socket.socket
     scheme: str = "http"
+    tls: ssl.SSLContext | None = None  # HTTPS with this context (the webmail)
     _server: _QuietServer | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -99,6 +112,9 @@ class HttpDoor:
             lifespan="off",
             timeout_graceful_shutdown=None,
         )
+        if self.tls is not None:
+            config.load()  # then uvicorn serves our context instead of building its own
+            config.ssl = self.tls
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self.sock]))
         while not self._server.started:
@@ -176,20 +192,26 @@ async def serve(cfg: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, rt.stopping.set)
     try:
-        mail = build_mail_side(cfg, db, trust)
+        bus = ChangeBus()  # deliveries and IMAP changes wake IDLE sessions
+        mail = build_mail_side(cfg, db, trust, on_delivered=bus.publish)
+        imap = build_imap_side(cfg, db, mail, bus)
+        await imap.start()
         if "admin" in sockets:
             rt.doors.append(HttpDoor("admin", build_admin_app(db, rt.metrics), sockets["admin"]))
         for name in SMTP_DOORS:
             if name in sockets:
                 rt.doors.append(SmtpDoor(door_settings(cfg, name), mail.services, sockets[name]))
+        rt.doors.extend(imap.doors(cfg, sockets))
+        if "webmail" in sockets:  # issue #6: patients' webmail over HTTPS
+            webmail = build_webmail_side(cfg, db, mail, bus.publish)
+            https = HttpDoor("webmail", webmail.app, sockets["webmail"], "https", tls=webmail.tls)
+            rt.doors.append(https)
+            rt.workers.append(asyncio.create_task(webmail.worker.run(rt.stopping)))
         for door in rt.doors:
             await door.start()
         rt.workers.append(asyncio.create_task(rt.crl_refresher(cfg.tls.crl_refresh)))
         rt.workers.append(asyncio.create_task(mail.worker.run(rt.stopping)))
         rt.workers.append(asyncio.create_task(mail.filing.run(rt.stopping)))
-        later = [n for n in ("imap", "imaps", "webmail") if getattr(cfg.listeners, n).enabled]
-        if later:
-            log.info("not served by this version yet: %s", ", ".join(later))
         log.info("ready %s (database %s)", " ".join(d.describe() for d in rt.doors), db.dialect)
         await rt.stopping.wait()
         log.info("stopping: no new connections, finishing in-flight work")
@@ -198,6 +220,7 @@ async def serve(cfg: Config) -> int:
         for w in rt.workers:
             w.cancel()
         await asyncio.gather(*rt.workers, return_exceptions=True)
+        await imap.stop()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -297,6 +297,3 @@ class MessageStore:
             row.state, row.opened_at, row.closed_at = "open", now, None
         elif not contact.open and row.state != "closed":
             row.state, row.closed_at = "closed", now
-
-
-_ensure_blob = record_blob  # transitional name, used by storage/mailstore.py

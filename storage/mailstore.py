@@ -1,18 +1,73 @@
 """The mail store: folders (IMAP mailboxes) and messages of each account.
 
-Only the parts the foundation needs live here so far: creating an account's folders with
-their special uses. Delivery, flags and MODSEQ arrive with the SMTP and IMAP doors.
+The module functions create an account's folders (with their RFC 6154 special uses);
+:class:`MailStore` is the API the IMAP door calls: every SQL statement the door needs lives
+here, so that ``imap/`` never sees a query. Each method is one short transaction.
+
+Conventions shared with the door:
+
+* flags are stored as one space-separated text column, sorted, ``\\Recent`` never stored
+  (:func:`split_flags`, :func:`join_flags`);
+* every change to a message (new message, flags, expunge) takes the folder's next MODSEQ
+  (RFC 7162 §3.1): the row lock of ``UPDATE folders ... RETURNING`` serialises writers of one
+  folder, so MODSEQs and UIDs grow in commit order; all messages changed by one command share
+  that command's MODSEQ (RFC 7162 §3.1.3 allows it);
+* an expunged UID is remembered with the MODSEQ of its removal (:class:`ExpungedMessage`):
+  ``changes_since(modseq)`` is then all a session needs to catch up (new messages, flag
+  changes, expunges) and what QRESYNC's VANISHED (EARLIER) reports (RFC 7162 §3.2.5);
+* after each commit the folder ids that changed go to ``on_change`` (the change bus), which
+  wakes the other sessions watching them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Folder
+from storage import audit
+from storage.blobs import BlobStore
+from storage.db import Database
+from storage.delivery import append_message, record_blob
+from storage.mime import parse_metadata
+from storage.models import Account, ExpungedMessage, Folder, Message
+
+__all__ = [
+    "DEFAULT_FOLDERS",
+    "DELIMITER",
+    "AuditEntry",
+    "Changes",
+    "CopyResult",
+    "FolderInfo",
+    "FolderStatus",
+    "MailStore",
+    "MailboxError",
+    "Snapshot",
+    "StoreResult",
+    "create_default_folders",
+    "create_folder",
+    "folders_of",
+    "join_flags",
+    "split_flags",
+]
 
 # RFC 6154 §2: special-use attributes for the folders every account gets.
 DEFAULT_FOLDERS: tuple[tuple[str, str | None], ...] = (
@@ -23,6 +78,10 @@ DEFAULT_FOLDERS: tuple[tuple[str, str | None], ...] = (
     ("Junk", "\\Junk"),
     ("Archive", "\\Archive"),
 )
+#: The hierarchy delimiter of folder names (RFC 3501 §5.1.1).
+DELIMITER: Final = "/"
+# Ranges per query: keeps statements small when a client sends thousands of disjoint UIDs.
+_CHUNK: Final = 400
 
 
 async def _next_uidvalidity(session: AsyncSession) -> int:
@@ -55,3 +114,646 @@ async def create_default_folders(session: AsyncSession, account_id: int) -> list
 async def folders_of(session: AsyncSession, account_id: int) -> Sequence[Folder]:
     stmt = select(Folder).where(Folder.account_id == account_id).order_by(Folder.id)
     return (await session.scalars(stmt)).all()
+
+
+# -- flags --------------------------------------------------------------------------------------
+
+
+def split_flags(text: str) -> list[str]:
+    """The flags of the ``messages.flags`` column."""
+    return text.split()
+
+
+def join_flags(flags: Iterable[str]) -> str:
+    """The column value for a set of flags: sorted, unique, without ``\\Recent``."""
+    return " ".join(sorted({f for f in flags if f and f != "\\Recent"}))
+
+
+def _has_flag(flag: str) -> ColumnElement[bool]:
+    return (literal(" ") + Message.flags + literal(" ")).contains(f" {flag} ", autoescape=True)
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+class MailboxError(Exception):
+    """A refused mailbox operation; ``code`` is the RFC 5530 response code that fits."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    id: int
+    name: str
+    special_use: str | None
+    subscribed: bool
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    """RFC 3501 §6.3.10 STATUS data (and RFC 8438 SIZE, RFC 9208 DELETED)."""
+
+    messages: int
+    unseen: int
+    size: int
+    deleted: int
+    deleted_storage: int
+    uidnext: int
+    uidvalidity: int
+    highestmodseq: int
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A folder as SELECT sees it: its UIDs ascending (sequence number n is ``uids[n-1]``)."""
+
+    folder: FolderInfo
+    uids: array[int]
+    first_unseen_uid: int | None
+    modseq: int  # the HIGHESTMODSEQ read before the UIDs (changes after it come again)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed in a folder since a MODSEQ: messages (new or flags) and expunged UIDs."""
+
+    highestmodseq: int
+    uidnext: int
+    changed: list[tuple[int, int, str]]  # (uid, modseq, flags), by uid
+    expunged: list[int]  # ascending
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """STORE outcome: (uid, flags, modseq) of every matched message, and UNCHANGEDSINCE
+    failures (RFC 7162 §3.1.3 MODIFIED)."""
+
+    rows: list[tuple[int, str, int]]
+    changed: frozenset[int]
+    modified: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """RFC 4315 §3 COPYUID data."""
+
+    uidvalidity: int
+    source_uids: list[int]
+    target_uids: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An audit event to write with an operation on a patient's mailbox (storage.audit)."""
+
+    actor: audit.Actor
+    action: str
+    patient_ins: str
+    object_id: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, session: AsyncSession, **detail: Any) -> None:
+        audit.record(
+            session,
+            self.actor,
+            self.action,
+            object_type="mailbox",
+            object_id=self.object_id,
+            patient_ins=self.patient_ins,
+            detail={**self.detail, **detail} or None,
+        )
+
+
+UidRanges = Sequence[tuple[int, int]]
+
+
+def _uid_in(ranges: UidRanges) -> ColumnElement[bool]:
+    return or_(
+        *(Message.uid.between(lo, hi) if lo != hi else Message.uid == lo for lo, hi in ranges)
+    )
+
+
+def _chunks(ranges: UidRanges) -> Iterable[UidRanges]:
+    for start in range(0, len(ranges), _CHUNK):
+        yield ranges[start : start + _CHUNK]
+
+
+def _info(folder: Folder) -> FolderInfo:
+    return FolderInfo(
+        folder.id,
+        folder.name,
+        folder.special_use,
+        folder.subscribed,
+        folder.uidvalidity,
+        folder.uidnext,
+        folder.highestmodseq,
+    )
+
+
+def _is_inbox(name: str) -> bool:
+    return name.upper() == "INBOX"
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(DELIMITER)
+    return [DELIMITER.join(parts[:i]) for i in range(1, len(parts))]
+
+
+class MailStore:
+    """The mailboxes and messages of accounts, as the IMAP door uses them."""
+
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        *,
+        on_change: Callable[[Iterable[int]], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.on_change = on_change
+
+    def _changed(self, *folder_ids: int) -> None:
+        if self.on_change is not None and folder_ids:
+            self.on_change(folder_ids)
+
+    # -- folders --------------------------------------------------------------------------------
+
+    async def folders(self, account_id: int) -> list[FolderInfo]:
+        async with self.db.session() as s:
+            return [_info(f) for f in await folders_of(s, account_id)]
+
+    async def folder(self, account_id: int, name: str) -> FolderInfo | None:
+        async with self.db.session() as s:
+            found = await s.scalar(
+                select(Folder).where(Folder.account_id == account_id, Folder.name == name)
+            )
+            return None if found is None else _info(found)
+
+    async def create(self, account_id: int, name: str, special_use: str | None = None) -> None:
+        """RFC 3501 §6.3.3: the new folder and its missing superiors."""
+        async with self.db.session() as s, s.begin():
+            existing = set(
+                (await s.scalars(select(Folder.name).where(Folder.account_id == account_id))).all()
+            )
+            if name in existing:
+                raise MailboxError("ALREADYEXISTS", f"mailbox {name} already exists")
+            for parent in _parents(name):
+                if parent not in existing:
+                    await create_folder(s, account_id, parent)
+            await create_folder(s, account_id, name, special_use)
+
+    async def delete(self, account_id: int, name: str) -> None:
+        """RFC 3501 §6.3.4 (its inferiors stay; the name shows as \\Noselect while they do)."""
+        if _is_inbox(name):
+            raise MailboxError("CANNOT", "INBOX cannot be deleted")
+        async with self.db.session() as s, s.begin():
+            folder_id = await s.scalar(
+                select(Folder.id).where(Folder.account_id == account_id, Folder.name == name)
+            )
+            if folder_id is None:
+                raise MailboxError("NONEXISTENT", f"mailbox {name} does not exist")
+            await s.execute(delete(Folder).where(Folder.id == folder_id))
+        self._changed(folder_id)
+
+    async def rename(self, account_id: int, old: str, new: str) -> None:
+        """RFC 3501 §6.3.5: inferiors follow; renaming INBOX moves its messages out."""
+        async with self.db.session() as s, s.begin():
+            folders = {
+                f.name: f
+                for f in (
+                    await s.scalars(select(Folder).where(Folder.account_id == account_id))
+                ).all()
+            }
+            source = folders.get(old)
+            if source is None:
+                raise MailboxError("NONEXISTENT", f"mailbox {old} does not exist")
+            if new in folders or _is_inbox(new):
+                raise MailboxError("ALREADYEXISTS", f"mailbox {new} already exists")
+            if new.startswith(old + DELIMITER):
+                raise MailboxError("CANNOT", "a mailbox cannot be renamed into itself")
+            for parent in _parents(new):
+                if parent not in folders:
+                    folders[parent] = await create_folder(s, account_id, parent)
+            if _is_inbox(old):
+                await self._rename_inbox(s, source, new)
+                changed = [source.id]
+            else:
+                moving = [
+                    f for n, f in folders.items() if n == old or n.startswith(old + DELIMITER)
+                ]
+                for folder in moving:
+                    folder.name = new + folder.name[len(old) :]
+                changed = [f.id for f in moving]
+        self._changed(*changed)
+
+    async def _rename_inbox(self, s: AsyncSession, inbox: Folder, new: str) -> None:
+        target = await create_folder(s, inbox.account_id, new, None)
+        modseq = await self._bump(s, inbox.id)
+        uids = (await s.scalars(select(Message.uid).where(Message.folder_id == inbox.id))).all()
+        await s.execute(
+            update(Message).where(Message.folder_id == inbox.id).values(folder_id=target.id)
+        )
+        target.uidnext = inbox.uidnext
+        target.highestmodseq = modseq
+        if uids:
+            await s.execute(
+                insert(ExpungedMessage),
+                [{"folder_id": inbox.id, "uid": uid, "modseq": modseq} for uid in uids],
+            )
+
+    async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
+        async with self.db.session() as s, s.begin():
+            result = await s.execute(
+                update(Folder)
+                .where(Folder.account_id == account_id, Folder.name == name)
+                .values(subscribed=subscribed)
+                .returning(Folder.id)
+            )
+            if result.first() is None:
+                raise MailboxError("NONEXISTENT", f"mailbox {name} does not exist")
+
+    async def status(self, folder_ids: Sequence[int]) -> dict[int, FolderStatus]:
+        """STATUS of several folders in one query (LIST-STATUS, RFC 5819)."""
+        if not folder_ids:
+            return {}
+        unseen = case((_has_flag("\\Seen"), 0), else_=1)
+        deleted = case((_has_flag("\\Deleted"), 1), else_=0)
+        deleted_size = case((_has_flag("\\Deleted"), Message.size), else_=0)
+        stmt = (
+            select(
+                Folder.id,
+                Folder.uidnext,
+                Folder.uidvalidity,
+                Folder.highestmodseq,
+                func.count(Message.id),
+                func.coalesce(func.sum(unseen), 0),
+                func.coalesce(func.sum(Message.size), 0),
+                func.coalesce(func.sum(deleted), 0),
+                func.coalesce(func.sum(deleted_size), 0),
+            )
+            .outerjoin(Message, Message.folder_id == Folder.id)
+            .where(Folder.id.in_(folder_ids))
+            .group_by(Folder.id, Folder.uidnext, Folder.uidvalidity, Folder.highestmodseq)
+        )
+        async with self.db.session() as s:
+            rows = (await s.execute(stmt)).all()
+        return {
+            fid: FolderStatus(
+                int(count), int(unseen_n), int(size), int(dele), int(dsize), nxt, validity, hms
+            )
+            for fid, nxt, validity, hms, count, unseen_n, size, dele, dsize in rows
+        }
+
+    async def quota(self, account_id: int) -> tuple[int, int | None]:
+        """(bytes used by every message of the account, Account.quota_bytes) (RFC 9208)."""
+        async with self.db.session() as s:
+            used = await s.scalar(
+                select(func.coalesce(func.sum(Message.size), 0))
+                .join(Folder, Folder.id == Message.folder_id)
+                .where(Folder.account_id == account_id)
+            )
+            limit = await s.scalar(select(Account.quota_bytes).where(Account.id == account_id))
+        return int(used or 0), limit
+
+    # -- selected folder ------------------------------------------------------------------------
+
+    async def snapshot(self, folder_id: int) -> Snapshot:
+        """SELECT: the HIGHESTMODSEQ first, then the UIDs (whatever commits in between comes
+        back in the next :meth:`changes_since`)."""
+        async with self.db.session() as s:
+            folder = await s.get(Folder, folder_id)
+            if folder is None:
+                raise MailboxError("NONEXISTENT", "mailbox does not exist")
+            info = _info(folder)
+            result = await s.execute(
+                select(Message.uid).where(Message.folder_id == folder_id).order_by(Message.uid)
+            )
+            uids = array("I", result.scalars().all())
+            first_unseen = await s.scalar(
+                select(func.min(Message.uid)).where(
+                    Message.folder_id == folder_id, ~_has_flag("\\Seen")
+                )
+            )
+        return Snapshot(info, uids, first_unseen, info.highestmodseq)
+
+    async def changes_since(self, folder_id: int, modseq: int) -> Changes:
+        async with self.db.session() as s:
+            row = (
+                await s.execute(
+                    select(Folder.highestmodseq, Folder.uidnext).where(Folder.id == folder_id)
+                )
+            ).first()
+            if row is None:
+                return Changes(modseq, 0, [], [])
+            highest, uidnext = row
+            if highest <= modseq:
+                return Changes(highest, uidnext, [], [])
+            changed = (
+                await s.execute(
+                    select(Message.uid, Message.modseq, Message.flags)
+                    .where(Message.folder_id == folder_id, Message.modseq > modseq)
+                    .order_by(Message.uid)
+                )
+            ).all()
+            expunged = (
+                await s.scalars(
+                    select(ExpungedMessage.uid)
+                    .where(ExpungedMessage.folder_id == folder_id, ExpungedMessage.modseq > modseq)
+                    .order_by(ExpungedMessage.uid)
+                )
+            ).all()
+        return Changes(highest, uidnext, [tuple(r) for r in changed], list(expunged))  # type: ignore[misc]
+
+    async def expunged_since(
+        self, folder_id: int, modseq: int, ranges: UidRanges | None
+    ) -> list[int]:
+        """UIDs expunged after ``modseq`` (QRESYNC VANISHED (EARLIER), RFC 7162 §3.2.5)."""
+        stmt = select(ExpungedMessage.uid).where(
+            ExpungedMessage.folder_id == folder_id, ExpungedMessage.modseq > modseq
+        )
+        async with self.db.session() as s:
+            uids = (await s.scalars(stmt.order_by(ExpungedMessage.uid))).all()
+        if ranges is None:
+            return list(uids)
+        return [u for u in uids if any(lo <= u <= hi for lo, hi in ranges)]
+
+    async def rows(
+        self,
+        folder_id: int,
+        ranges: UidRanges,
+        columns: Sequence[str],
+        *,
+        changed_since: int | None = None,
+    ) -> list[Row[Any]]:
+        """Columns of the messages whose UID is in ``ranges``, by UID (FETCH, SEARCH)."""
+        # Core columns, not ORM attributes: no ORM result processing for 100,000 rows.
+        table = Message.__table__.c
+        wanted = [table[name] for name in dict.fromkeys(("uid", *columns))]
+        found: list[Row[Any]] = []
+        async with self.db.engine.connect() as conn:
+            for chunk in _chunks(ranges):
+                stmt = select(*wanted).where(table.folder_id == folder_id, _uid_in(chunk))
+                if changed_since is not None:
+                    stmt = stmt.where(table.modseq > changed_since)
+                found.extend((await conn.execute(stmt.order_by(table.uid))).all())
+        if len(ranges) > _CHUNK:
+            found.sort(key=lambda row: row.uid)
+        return found
+
+    async def read_blob(self, sha256: str) -> bytes:
+        return await asyncio.to_thread(self.blobs.get, sha256)
+
+    async def record(self, entry: AuditEntry, **detail: Any) -> None:
+        """An audit event on its own (reading a patient's mailbox changes nothing else)."""
+        async with self.db.session() as s, s.begin():
+            entry.write(s, **detail)
+
+    # -- changes --------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _bump(s: AsyncSession, folder_id: int) -> int:
+        """The folder's next MODSEQ; the row lock serialises this folder's writers."""
+        modseq = await s.scalar(
+            update(Folder)
+            .where(Folder.id == folder_id)
+            .values(highestmodseq=Folder.highestmodseq + 1)
+            .returning(Folder.highestmodseq)
+        )
+        if modseq is None:
+            raise MailboxError("NONEXISTENT", "mailbox does not exist")
+        return int(modseq)
+
+    async def store_flags(
+        self,
+        folder_id: int,
+        ranges: UidRanges,
+        action: str,
+        flags: Sequence[str],
+        *,
+        unchanged_since: int | None = None,
+        entry: AuditEntry | None = None,
+    ) -> StoreResult:
+        """RFC 3501 §6.4.6 STORE (``action`` replace / add / remove), RFC 7162 §3.1.3
+        UNCHANGEDSINCE: a message whose MODSEQ is above it is left alone and reported."""
+        given = {f for f in flags if f != "\\Recent"}
+        async with self.db.session() as s:
+            modseq = await self._bump(s, folder_id)
+            current: list[Any] = []
+            for chunk in _chunks(ranges):
+                current.extend(
+                    (
+                        await s.execute(
+                            select(Message.uid, Message.flags, Message.modseq).where(
+                                Message.folder_id == folder_id, _uid_in(chunk)
+                            )
+                        )
+                    ).all()
+                )
+            current.sort(key=lambda row: row.uid)
+            out: list[tuple[int, str, int]] = []
+            modified: list[int] = []
+            updates: dict[str, list[int]] = {}
+            for uid, text, old_modseq in current:
+                if unchanged_since is not None and old_modseq > unchanged_since:
+                    modified.append(uid)
+                    continue
+                old = set(text.split())
+                new = (
+                    given
+                    if action == "replace"
+                    else old | given
+                    if action == "add"
+                    else old - given
+                )
+                new_text = join_flags(new)
+                if new_text != text:
+                    updates.setdefault(new_text, []).append(uid)
+                    out.append((uid, new_text, modseq))
+                else:
+                    out.append((uid, text, old_modseq))
+            if not updates:
+                await s.rollback()  # nothing changed: keep HIGHESTMODSEQ as it was
+                return StoreResult(out, frozenset(), modified)
+            for new_text, uids in updates.items():
+                for start in range(0, len(uids), _CHUNK * 2):
+                    await s.execute(
+                        update(Message)
+                        .where(
+                            Message.folder_id == folder_id,
+                            Message.uid.in_(uids[start : start + _CHUNK * 2]),
+                        )
+                        .values(flags=new_text, modseq=modseq)
+                    )
+            changed = frozenset(uid for uids in updates.values() for uid in uids)
+            if entry is not None:
+                entry.write(s, uids=_compact(sorted(changed)), action=action, flags=sorted(given))
+            await s.commit()
+        self._changed(folder_id)
+        return StoreResult(out, changed, modified)
+
+    async def expunge(
+        self, folder_id: int, ranges: UidRanges | None = None, *, entry: AuditEntry | None = None
+    ) -> list[int]:
+        """RFC 3501 §6.4.3 EXPUNGE (RFC 4315 §2.1 UID EXPUNGE with ``ranges``): the messages
+        flagged \\Deleted go; their UIDs are remembered with this MODSEQ."""
+        async with self.db.session() as s:
+            modseq = await self._bump(s, folder_id)
+            where = [Message.folder_id == folder_id, _has_flag("\\Deleted")]
+            uids: list[int] = []
+            for chunk in _chunks(ranges) if ranges is not None else [None]:
+                stmt = select(Message.uid).where(*where)
+                if chunk is not None:
+                    stmt = stmt.where(_uid_in(chunk))
+                uids.extend((await s.scalars(stmt)).all())
+            if not uids:
+                await s.rollback()
+                return []
+            uids.sort()
+            await self._remove(s, folder_id, uids, modseq)
+            if entry is not None:
+                entry.write(s, uids=_compact(uids))
+            await s.commit()
+        self._changed(folder_id)
+        return uids
+
+    @staticmethod
+    async def _remove(s: AsyncSession, folder_id: int, uids: list[int], modseq: int) -> None:
+        for start in range(0, len(uids), _CHUNK * 2):
+            part = uids[start : start + _CHUNK * 2]
+            await s.execute(
+                delete(Message).where(Message.folder_id == folder_id, Message.uid.in_(part))
+            )
+        await s.execute(
+            insert(ExpungedMessage),
+            [{"folder_id": folder_id, "uid": uid, "modseq": modseq} for uid in uids],
+        )
+
+    async def copy(
+        self,
+        source_id: int,
+        ranges: UidRanges,
+        target_id: int,
+        *,
+        move: bool = False,
+        entry: AuditEntry | None = None,
+    ) -> CopyResult:
+        """RFC 3501 §6.4.7 COPY, RFC 6851 MOVE: new UIDs in the target (RFC 4315 COPYUID);
+        the same blobs; flags kept (\\Recent is never stored)."""
+        async with self.db.session() as s:
+            source_modseq = await self._bump(s, source_id) if move else 0
+            rows: list[Message] = []
+            for chunk in _chunks(ranges):
+                rows.extend(
+                    (
+                        await s.execute(
+                            select(Message).where(Message.folder_id == source_id, _uid_in(chunk))
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            messages = sorted(rows, key=lambda m: m.uid)
+            if not messages:
+                await s.rollback()
+                target = await s.get(Folder, target_id)
+                return CopyResult(target.uidvalidity if target else 0, [], [])
+            count = len(messages)
+            first, modseq, validity = (
+                await s.execute(
+                    update(Folder)
+                    .where(Folder.id == target_id)
+                    .values(uidnext=Folder.uidnext + count, highestmodseq=Folder.highestmodseq + 1)
+                    .returning(Folder.uidnext - count, Folder.highestmodseq, Folder.uidvalidity)
+                )
+            ).one()
+            target_uids = list(range(first, first + count))
+            await s.execute(
+                insert(Message),
+                [
+                    {
+                        "folder_id": target_id,
+                        "uid": uid,
+                        "modseq": modseq,
+                        "flags": m.flags,
+                        "internal_date": m.internal_date,
+                        "size": m.size,
+                        "blob_sha256": m.blob_sha256,
+                        "message_id": m.message_id,
+                        "envelope": m.envelope,
+                        "body_structure": m.body_structure,
+                        "created_at": m.created_at,
+                    }
+                    for m, uid in zip(messages, target_uids, strict=True)
+                ],
+            )
+            source_uids = [m.uid for m in messages]
+            if move:
+                await self._remove(s, source_id, source_uids, source_modseq)
+            if entry is not None:
+                entry.write(s, uids=_compact(source_uids), target_folder=target_id)
+            await s.commit()
+        self._changed(source_id, target_id) if move else self._changed(target_id)
+        return CopyResult(validity, source_uids, target_uids)
+
+    async def append(
+        self,
+        folder_id: int,
+        data: bytes,
+        flags: Sequence[str],
+        internal_date: datetime | None,
+        *,
+        entry: AuditEntry | None = None,
+    ) -> tuple[int, int]:
+        """RFC 3501 §6.3.11 APPEND: (UIDVALIDITY, UID) for RFC 4315 APPENDUID; the account's
+        quota (RFC 9208 §5.1, Account.quota_bytes) is checked first."""
+        async with self.db.session() as s:
+            found = (
+                await s.execute(
+                    select(Folder.account_id, Account.quota_bytes)
+                    .join(Account, Account.id == Folder.account_id)
+                    .where(Folder.id == folder_id)
+                )
+            ).first()
+        if found is None:
+            raise MailboxError("TRYCREATE", "mailbox does not exist")
+        account_id, limit = found
+        if limit is not None:
+            used, _ = await self.quota(account_id)
+            if used + len(data) > limit:
+                raise MailboxError("OVERQUOTA", "the mailbox quota would be exceeded")
+        ref, meta = await asyncio.to_thread(lambda: (self.blobs.put(data), parse_metadata(data)))
+        async with self.db.session() as s, s.begin():
+            await record_blob(s, ref)
+            message = await append_message(s, folder_id, ref, meta, flags=join_flags(flags))
+            if internal_date is not None:
+                message.internal_date = internal_date
+            validity = await s.scalar(select(Folder.uidvalidity).where(Folder.id == folder_id))
+            if entry is not None:
+                entry.write(s, uid=message.uid, message_id=meta.message_id)
+            uid = message.uid
+        self._changed(folder_id)
+        return int(validity or 0), uid
+
+
+def _compact(uids: Sequence[int]) -> str:
+    """``1:3,7`` for the audit log."""
+    parts: list[str] = []
+    start = prev = None
+    for uid in uids:
+        if prev is not None and uid == prev + 1:
+            prev = uid
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}:{prev}")
+        start = prev = uid
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}:{prev}")
+    return ",".join(parts)

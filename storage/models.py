@@ -323,6 +323,23 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ExpungedMessage(Base):
+    """A UID expunged from a folder, with the MODSEQ of its removal (RFC 7162 §3.2.10).
+
+    QRESYNC clients learn what vanished since the MODSEQ they last saw; UIDs are never reused
+    in a folder while its UIDVALIDITY stands, so (folder, uid) identifies the removal.
+    """
+
+    __tablename__ = "expunged_messages"
+    __table_args__ = (Index("ix_expunged_messages_folder_modseq", "folder_id", "modseq"),)
+
+    folder_id: Mapped[int] = mapped_column(
+        ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True
+    )
+    uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    modseq: Mapped[int] = mapped_column(BigInteger)
+
+
 class QueueEntry(Base):
     """A message waiting to be relayed to another operator, one row per recipient."""
 
@@ -444,3 +461,62 @@ class AuditEvent(Base):
     patient_ins: Mapped[str | None] = mapped_column(String(15), index=True)
     remote_address: Mapped[str] = mapped_column(String(60), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- patients' webmail (issue #6) ------------------------------------------------------------
+
+
+class WebSession(Base):
+    """A patient's webmail session (issue #6 login).
+
+    The cookie holds a random token; only its SHA-256 is stored. A ``code`` session has
+    passed the password and waits for the one-time code (its hash, expiry and failed
+    attempts are kept here); a ``full`` session is logged in. Logging in never promotes a
+    row: the ``full`` session gets a new identifier (session fixation).
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the token
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    stage: Mapped[str] = mapped_column(String(8))  # code | full
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    auth_method: Mapped[str] = mapped_column(String(40), default="")
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    code_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    remote_address: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PatientTotpStep(Base):
+    """The last TOTP time step accepted for a patient: RFC 6238 §5.2, a code is used once."""
+
+    __tablename__ = "patient_totp_steps"
+
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.account_id", ondelete="CASCADE"), primary_key=True
+    )
+    last_step: Mapped[int] = mapped_column(BigInteger)
+
+
+class PatientNotification(Base):
+    """How far new-message notifications went for a patient (mssante.md §4, issue #6).
+
+    ``notified_message_id`` is the highest INBOX message row notified: anything above it is
+    owed a notification; a failed send is retried from ``next_attempt_at``.
+    """
+
+    __tablename__ = "patient_notifications"
+
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.account_id", ondelete="CASCADE"), primary_key=True
+    )
+    notified_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

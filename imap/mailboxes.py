@@ -1,0 +1,353 @@
+"""Mailbox commands: SELECT/EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST, LSUB, STATUS
+and the QUOTA commands (RFC 3501 §6.3, RFC 5258, RFC 5819, RFC 6154, RFC 7162, RFC 9208).
+
+Names are UTF-8 in the store and modified UTF-7 on the wire (the parser decodes them); the
+hierarchy delimiter is ``/``; ``INBOX`` is case-insensitive (RFC 3501 §5.1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Final
+
+from imap.arguments import (
+    Command,
+    CreateArgs,
+    ListArgs,
+    LsubArgs,
+    MailboxArgs,
+    QuotaRootArgs,
+    RenameArgs,
+    SelectArgs,
+    StatusArgs,
+)
+from imap.context import CommandError
+from imap.responses import flag_list, mailbox_name, sequence_text, string
+from imap.selected import SelectedMailbox
+from storage.mailstore import DELIMITER, FolderInfo, FolderStatus
+
+if TYPE_CHECKING:
+    from imap.session import Session
+
+__all__ = [
+    "create",
+    "delete",
+    "getquota",
+    "getquotaroot",
+    "list_",
+    "lsub",
+    "rename",
+    "select",
+    "setquota",
+    "status",
+    "subscribe",
+    "unsubscribe",
+]
+
+SYSTEM_FLAGS: Final = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+_BAD_NAME: Final = re.compile(r"[%*\x00-\x1f\x7f]")
+_MAX_NAME: Final = 500  # folders.name
+
+
+def _check_name(name: str) -> None:
+    """A name a client may create (RFC 3501 §5.1: no wildcards; no empty level)."""
+    levels = name.split(DELIMITER)
+    if not name or _BAD_NAME.search(name) or any(not level for level in levels):
+        raise CommandError(f"invalid mailbox name {name!r}", code="CANNOT")
+    if len(name.encode("utf-8")) > _MAX_NAME:
+        raise CommandError("mailbox name too long", code="LIMIT")
+
+
+async def _folder(session: Session, name: str, code: str = "NONEXISTENT") -> FolderInfo:
+    folder = await session.services.store.folder(session.account_id, name)
+    if folder is None:
+        raise CommandError(f"mailbox {name} does not exist", code=code)
+    return folder
+
+
+# -- SELECT / EXAMINE -----------------------------------------------------------------------------
+
+
+async def select(session: Session, command: Command) -> str:
+    """RFC 3501 §6.3.1-2, RFC 7162 §3.1.2 (CONDSTORE) and §3.2.5 (QRESYNC)."""
+    args = command.args
+    assert isinstance(args, SelectArgs)
+    readonly = command.name == "EXAMINE"
+    if args.qresync is not None and not session.qresync:
+        raise CommandError("QRESYNC must be enabled first (RFC 7162 §3.2.5)", status="BAD")
+    had_mailbox = session.selected is not None
+    session.unselect()
+    if had_mailbox and session.qresync:
+        session.untagged("OK [CLOSED] previous mailbox closed")  # RFC 7162 §3.2.11
+    store = session.services.store
+    folder = await _folder(session, args.mailbox)
+    snapshot = await store.snapshot(folder.id)
+    selected = SelectedMailbox(folder.name, snapshot, readonly)
+    if args.condstore:
+        session.condstore = True
+    session.untagged(f"FLAGS {flag_list(SYSTEM_FLAGS).decode()}")
+    permanent = "()" if readonly else flag_list((*SYSTEM_FLAGS, "\\*")).decode()
+    session.untagged(f"OK [PERMANENTFLAGS {permanent}] flags permitted")
+    session.untagged(f"{selected.exists} EXISTS")
+    session.untagged("0 RECENT")
+    if snapshot.first_unseen_uid is not None:
+        first = selected.seq_of(snapshot.first_unseen_uid)
+        if first is not None:
+            session.untagged(f"OK [UNSEEN {first}] first unseen message")
+    session.untagged(f"OK [UIDVALIDITY {selected.uidvalidity}] UIDs valid")
+    session.untagged(f"OK [UIDNEXT {snapshot.folder.uidnext}] predicted next UID")
+    session.untagged(f"OK [HIGHESTMODSEQ {selected.modseq}] highest MODSEQ")
+    session.select(selected)
+    if args.qresync is not None and args.qresync.uidvalidity == selected.uidvalidity:
+        await _qresync(session, selected, args)
+    entry = session.audit("imap.select", mailbox=folder.name, readonly=readonly)
+    if entry is not None:
+        await store.record(entry)
+    mode = "READ-ONLY" if readonly else "READ-WRITE"
+    return f"[{mode}] {command.name} completed"
+
+
+async def _qresync(session: Session, selected: SelectedMailbox, args: SelectArgs) -> None:
+    """RFC 7162 §3.2.5.2: what vanished and what changed since the client's MODSEQ."""
+    assert args.qresync is not None
+    store = session.services.store
+    modseq = args.qresync.modseq
+    known = args.qresync.known_uids
+    ranges = known.resolve(selected.max_uid or 1) if known is not None else None
+    vanished = await store.expunged_since(selected.folder_id, modseq, ranges)
+    if vanished:
+        session.untagged(f"VANISHED (EARLIER) {sequence_text(vanished)}")
+    if not selected.exists:
+        return
+    rows = await store.rows(
+        selected.folder_id,
+        [(selected.uids[0], selected.max_uid)],
+        ("flags", "modseq"),
+        changed_since=modseq,
+    )
+    for row in rows:
+        seq = selected.seq_of(row.uid)
+        if seq is not None:
+            flags = flag_list(row.flags.split()).decode()
+            session.untagged(f"{seq} FETCH (UID {row.uid} FLAGS {flags} MODSEQ ({row.modseq}))")
+
+
+# -- CREATE / DELETE / RENAME / SUBSCRIBE ------------------------------------------------------
+
+
+async def create(session: Session, command: Command) -> str:
+    """RFC 3501 §6.3.3, RFC 6154 §3 USE."""
+    args = command.args
+    assert isinstance(args, CreateArgs)
+    name = args.mailbox.removesuffix(DELIMITER)
+    if name == "INBOX":
+        raise CommandError("INBOX already exists", code="ALREADYEXISTS")
+    _check_name(name)
+    if len(args.special_use) > 1:
+        raise CommandError("one special use per mailbox", code="USEATTR")
+    use = args.special_use[0] if args.special_use else None
+    if use is not None and use not in ("\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"):
+        raise CommandError(f"special use {use} is not supported", code="USEATTR")
+    await session.services.store.create(session.account_id, name, use)
+    return "CREATE completed"
+
+
+async def delete(session: Session, command: Command) -> str:
+    """RFC 3501 §6.3.4."""
+    args = command.args
+    assert isinstance(args, MailboxArgs)
+    if session.selected is not None and session.selected.name == args.mailbox:
+        raise CommandError("the selected mailbox cannot be deleted", code="INUSE")
+    await session.services.store.delete(session.account_id, args.mailbox)
+    return "DELETE completed"
+
+
+async def rename(session: Session, command: Command) -> str:
+    """RFC 3501 §6.3.5."""
+    args = command.args
+    assert isinstance(args, RenameArgs)
+    _check_name(args.new_name)
+    await session.services.store.rename(session.account_id, args.mailbox, args.new_name)
+    return "RENAME completed"
+
+
+async def subscribe(session: Session, command: Command) -> str:
+    """RFC 3501 §6.3.6-7 (UNSUBSCRIBE too: ``command.name`` says which)."""
+    args = command.args
+    assert isinstance(args, MailboxArgs)
+    wanted = command.name == "SUBSCRIBE"
+    await session.services.store.subscribe(session.account_id, args.mailbox, wanted)
+    return f"{command.name} completed"
+
+
+unsubscribe = subscribe
+
+
+# -- LIST / LSUB ----------------------------------------------------------------------------------
+
+
+def _pattern(reference: str, pattern: str) -> re.Pattern[str]:
+    """RFC 3501 §6.3.8: ``*`` matches anything, ``%`` anything but the delimiter."""
+    full = pattern if pattern.startswith(DELIMITER) or not reference else reference + pattern
+    regex = "".join(
+        ".*" if c == "*" else f"[^{re.escape(DELIMITER)}]*" if c == "%" else re.escape(c)
+        for c in full
+    )
+    return re.compile(regex, re.DOTALL)
+
+
+def _matches(patterns: list[re.Pattern[str]], name: str) -> bool:
+    # RFC 3501 §5.1: INBOX is case-insensitive, also as the first level of a pattern.
+    return any(p.fullmatch(name) or (name == "INBOX" and p.fullmatch("inbox")) for p in patterns)
+
+
+def _attributes(
+    folder: FolderInfo | None, has_children: bool, extended: bool, subscribed: bool
+) -> list[str]:
+    attrs: list[str] = []
+    if folder is None:
+        attrs += ["\\NonExistent"] if extended else ["\\Noselect"]
+    attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")  # RFC 3348
+    if folder is not None and folder.special_use:
+        attrs.append(folder.special_use)  # RFC 6154 §2
+    if subscribed:
+        attrs.append("\\Subscribed")  # RFC 5258 §3.1
+    return attrs
+
+
+def _tree(folders: Iterable[FolderInfo]) -> tuple[dict[str, FolderInfo], set[str], set[str]]:
+    """(existing by name, every name incl. missing superiors, names having children)."""
+    by_name = {f.name: f for f in folders}
+    names = set(by_name)
+    parents: set[str] = set()
+    for name in by_name:
+        parts = name.split(DELIMITER)
+        for i in range(1, len(parts)):
+            parent = DELIMITER.join(parts[:i])
+            names.add(parent)
+            parents.add(parent)
+    return by_name, names, parents
+
+
+async def list_(session: Session, command: Command) -> str:
+    """RFC 3501 §6.3.8, RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154."""
+    args = command.args
+    assert isinstance(args, ListArgs)
+    if args.patterns == ("",) and not args.extended:
+        # RFC 3501 §6.3.8: the delimiter and the root.
+        session.untagged(f'LIST (\\Noselect) "{DELIMITER}" ""')
+        return "LIST completed"
+    folders = await session.services.store.folders(session.account_id)
+    by_name, names, parents = _tree(folders)
+    patterns = [_pattern(args.reference, p) for p in args.patterns if p]
+    select, returns = args.select, args.returns
+    shown: list[tuple[str, FolderInfo | None]] = []
+    for name in sorted(names, key=lambda n: (n != "INBOX", n)):
+        folder = by_name.get(name)
+        if not _matches(patterns, name):
+            continue
+        if select.subscribed and (folder is None or not folder.subscribed):
+            continue
+        if select.special_use and (folder is None or not folder.special_use):
+            continue
+        subscribed = folder is not None and folder.subscribed
+        mark = (select.subscribed or returns.subscribed) and subscribed
+        attrs = _attributes(folder, name in parents, args.extended, mark)
+        session.untagged(
+            f'LIST ({" ".join(attrs)}) "{DELIMITER}" ' + mailbox_name(name).decode("utf-8")
+        )
+        shown.append((name, folder))
+    if returns.status is not None:
+        if "HIGHESTMODSEQ" in returns.status:
+            session.enable_condstore()
+        ids = [f.id for _, f in shown if f is not None]
+        found = await session.services.store.status(ids)
+        for name, folder in shown:
+            if folder is not None and folder.id in found:
+                _status_line(session, name, returns.status, found[folder.id])
+    return "LIST completed"
+
+
+async def lsub(session: Session, command: Command) -> str:
+    """RFC 3501 §6.3.9."""
+    args = command.args
+    assert isinstance(args, LsubArgs)
+    folders = await session.services.store.folders(session.account_id)
+    _, _, parents = _tree(folders)
+    patterns = [_pattern(args.reference, args.pattern)]
+    for folder in folders:
+        if folder.subscribed and _matches(patterns, folder.name):
+            attrs = "\\HasChildren" if folder.name in parents else "\\HasNoChildren"
+            session.untagged(
+                f'LSUB ({attrs}) "{DELIMITER}" ' + mailbox_name(folder.name).decode("utf-8")
+            )
+    return "LSUB completed"
+
+
+# -- STATUS ---------------------------------------------------------------------------------------
+
+
+def _status_line(session: Session, name: str, items: Iterable[str], st: FolderStatus) -> None:
+    values = {
+        "MESSAGES": st.messages,
+        "RECENT": 0,
+        "UIDNEXT": st.uidnext,
+        "UIDVALIDITY": st.uidvalidity,
+        "UNSEEN": st.unseen,
+        "HIGHESTMODSEQ": st.highestmodseq,
+        "SIZE": st.size,
+        "DELETED": st.deleted,
+        "DELETED-STORAGE": st.deleted_storage,
+        "APPENDLIMIT": session.settings.max_message_size,
+    }
+    data = " ".join(f"{item} {values[item]}" for item in items if item in values)
+    session.untagged(f"STATUS {mailbox_name(name).decode('utf-8')} ({data})")
+
+
+async def status(session: Session, command: Command) -> str:
+    """RFC 3501 §6.3.10 (HIGHESTMODSEQ enables CONDSTORE, RFC 7162 §3.1)."""
+    args = command.args
+    assert isinstance(args, StatusArgs)
+    folder = await _folder(session, args.mailbox)
+    if "HIGHESTMODSEQ" in args.items:
+        session.enable_condstore()
+    found = await session.services.store.status([folder.id])
+    _status_line(session, folder.name, args.items, found[folder.id])
+    return "STATUS completed"
+
+
+# -- QUOTA (RFC 9208) ---------------------------------------------------------------------------
+
+
+def _quota_line(used: int, limit: int) -> str:
+    # RFC 9208 §5.1: STORAGE in units of 1024 octets.
+    return f'QUOTA "" (STORAGE {(used + 1023) // 1024} {limit // 1024})'
+
+
+async def getquotaroot(session: Session, command: Command) -> str:
+    args = command.args
+    assert isinstance(args, MailboxArgs)
+    folder = await _folder(session, args.mailbox)
+    used, limit = await session.services.store.quota(session.account_id)
+    name = mailbox_name(folder.name).decode("utf-8")
+    if limit is None:
+        session.untagged(f"QUOTAROOT {name}")
+    else:
+        session.untagged(f'QUOTAROOT {name} ""')
+        session.untagged(_quota_line(used, limit))
+    return "GETQUOTAROOT completed"
+
+
+async def getquota(session: Session, command: Command) -> str:
+    args = command.args
+    assert isinstance(args, QuotaRootArgs)
+    used, limit = await session.services.store.quota(session.account_id)
+    if args.root != "" or limit is None:
+        raise CommandError(f"no quota root {string(args.root).decode()}", code="NONEXISTENT")
+    session.untagged(_quota_line(used, limit))
+    return "GETQUOTA completed"
+
+
+async def setquota(session: Session, command: Command) -> str:
+    raise CommandError("quotas are set by the operator", code="NOPERM")
