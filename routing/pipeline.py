@@ -205,7 +205,13 @@ class Pipeline:
     # --- recipients --------------------------------------------------------------------------
 
     async def route(
-        self, door: Door, sender: Sender, recipient: str, declared_size: int | None = None
+        self,
+        door: Door,
+        sender: Sender,
+        recipient: str,
+        declared_size: int | None = None,
+        *,
+        read_receipt: bool = False,
     ) -> Route | Refusal:
         address = parse_recipient(recipient)
         if isinstance(address, Refusal):
@@ -226,6 +232,7 @@ class Pipeline:
             domain_listed=listed,
             contact=contact,
             declared_size=declared_size,
+            read_receipt=read_receipt,
         )
 
     # --- delivery ----------------------------------------------------------------------------

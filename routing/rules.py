@@ -214,12 +214,14 @@ def route_recipient(
     domain_listed: bool,
     contact: ContactState | None,
     declared_size: int | None = None,
+    read_receipt: bool = False,
 ) -> Route | Refusal:
     """Classify one (normalised) recipient and apply the rules that depend on it.
 
     ``mailbox`` is the local box for ``address`` if any; ``domain_listed`` whether its
     domain is on the liste blanche; ``contact`` the state of ``address`` among the sending
-    patient's authorised contacts (only looked at when the sender is a patient).
+    patient's authorised contacts (only looked at when the sender is a patient);
+    ``read_receipt`` when the message is a patient's automatic MDN (RFC 8098).
     """
     domain = domain_of(address)
     route: Route | Refusal
@@ -251,6 +253,10 @@ def route_recipient(
     # mssante.md §4: a patient only answers a professional who wrote first, and not after
     # the professional closed the exchange.
     if contact == "open":
+        return route
+    if contact == "closed" and read_receipt:
+        # mssante.md §4: a patient cannot refuse the read receipt a professional asked for,
+        # even after FIN; still only to a professional who wrote to them.
         return route
     if contact == "closed":
         return Refusal(

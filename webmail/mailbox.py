@@ -193,14 +193,14 @@ async def _send_mdn(
 ) -> None:
     """RFC 8098 §2.1: to the Disposition-Notification-To address, once (``$MDNSent``),
     through the pipeline like any message the patient sends (mssante.md §4: the patient
-    cannot refuse it; the routing rules still decide where a patient may write)."""
+    cannot refuse it, even after FIN; it still goes only to a professional who wrote)."""
     to = message.disposition_notification_to[0]
     object_id = f"{stored.folder_id}:{stored.uid}"
     sender = await webmail.pipeline.authenticated_sender(who, who.address)
     route = (
         sender
         if isinstance(sender, Refusal)
-        else await webmail.pipeline.route("webmail", sender, to)
+        else await webmail.pipeline.route("webmail", sender, to, read_receipt=True)
     )
     if isinstance(route, Refusal) or isinstance(sender, Refusal):
         reason = route.reason if isinstance(route, Refusal) else ""

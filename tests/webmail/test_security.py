@@ -335,6 +335,29 @@ async def test_read_receipt_goes_to_a_contact_through_the_pipeline(site: Site) -
     assert b"Disposition: manual-action/MDN-sent-automatically; displayed" in (report[0].as_bytes())
 
 
+async def test_read_receipt_still_goes_back_after_the_professional_closed(site: Site) -> None:
+    """mssante.md §4: a patient cannot refuse a read receipt, even once FIN closed the exchange."""
+    await site.deliver(
+        CAMILLE,
+        PATIENT,
+        mail(
+            CAMILLE,
+            PATIENT,
+            "Dernier message",
+            Disposition_Notification_To=CAMILLE,
+            X_MSS_MES="FIN",
+        ),
+    )
+    before = len(await inbox_of(site, CAMILLE))
+    await site.login()
+    first = message_ids((await site.client.get("/messages")).text)[0]
+    await site.client.get(f"/messages/{first}")
+    new = [
+        BytesParser(policy=default).parsebytes(d) for d in (await inbox_of(site, CAMILLE))[before:]
+    ]
+    assert [m.get_param("report-type") for m in new] == ["disposition-notification"]
+
+
 async def test_answer_only_to_contacts_appears_in_sent_and_fin_closes(site: Site) -> None:
     await site.deliver(CAMILLE, PATIENT, mail(CAMILLE, PATIENT, "Rendez-vous"))
     await site.login()

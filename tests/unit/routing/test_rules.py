@@ -867,6 +867,27 @@ def test_route_patient_sender(case: PatientCase) -> None:
     assert_outcome(result, case.expected)
 
 
+@pytest.mark.parametrize(("contact", "allowed"), [("open", True), ("closed", True), (None, False)])
+def test_read_receipt_goes_back_even_after_fin_but_only_to_who_wrote(
+    contact: ContactState | None, allowed: bool
+) -> None:
+    """mssante.md §4: a patient cannot refuse an MDN, even once the exchange is closed."""
+    result = route_recipient(
+        DR_MARTIN,
+        door="webmail",
+        sender=PAT,
+        policy=POLICY,
+        mailbox=PER_BOX,
+        domain_listed=True,
+        contact=contact,
+        read_receipt=True,
+    )
+    if allowed:
+        assert_outcome(result, LOCAL_ROUTE)
+    else:
+        assert_outcome(result, refused(550, "5.7.1", f"{DR_MARTIN} has not written to you"))
+
+
 @pytest.mark.parametrize("contact", [None, "open", "closed"])
 @pytest.mark.parametrize("door", DOORS)
 def test_professionals_ignore_contacts(door: Door, contact: ContactState | None) -> None:
