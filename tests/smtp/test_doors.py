@@ -108,7 +108,8 @@ def _refusal(exc: smtplib.SMTPException) -> tuple[int, str]:
         code, text = next(iter(exc.recipients.values()))
         return code, text.decode()
     assert isinstance(exc, smtplib.SMTPResponseException)
-    return exc.smtp_code, exc.smtp_error.decode()
+    error = exc.smtp_error
+    return exc.smtp_code, error.decode() if isinstance(error, bytes) else error
 
 
 def send_as(srv: Running, account: dict[str, Any], to: str, data: bytes,
