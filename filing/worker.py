@@ -122,7 +122,7 @@ class FilingWorker:
             for job, message in zip(jobs, messages, strict=True)
         ]
         now = self.clock()
-        async with self.db.session() as session, session.begin():
+        async with self.db.write() as session:
             for item in prepared:
                 await self._finish(session, item, now)
         return len(jobs)

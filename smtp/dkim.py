@@ -388,14 +388,15 @@ def verify(message: bytes, dns_txt: Callable[[str], bytes | None]) -> list[DkimR
     are reported `neutral`, not evaluated. Missing keys are `permerror` (RFC 6376 §6.1.2),
     where plain dkimpy would answer "fail".
     """
+    head = re.split(rb"\r?\n\r?\n", message, maxsplit=1)[0]
+    if not _SIGNATURE_LINE.search(head):
+        # Most mail is unsigned: do not split a large message into lines to learn it.
+        return [DkimResult("none", None, None, "message not signed")]
     try:
         verifier: Any = dkim.DKIM(message, minkey=MIN_RSA_BITS)
     except dkim.DKIMException as exc:
-        head = re.split(rb"\r?\n\r?\n", message, maxsplit=1)[0]
-        if _SIGNATURE_LINE.search(head):
-            reason = f"header section cannot be parsed: {_text(exc)}"
-            return [DkimResult("permerror", None, None, reason)]
-        return [DkimResult("none", None, None, "message not signed")]
+        reason = f"header section cannot be parsed: {_text(exc)}"
+        return [DkimResult("permerror", None, None, reason)]
     signatures = [value for name, value in verifier.headers if name.lower() == b"dkim-signature"]
     if not signatures:
         return [DkimResult("none", None, None, "message not signed")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,6 +96,10 @@ class Database:
         self.url = normalize_url(url)
         self.engine = create_engine(self.url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time: this process's writers queue here rather than
+        # sleep in SQLite's busy handler, which turned concurrent deliveries into waits of
+        # seconds. PostgreSQL locks rows, not the database: no lock there.
+        self._writer = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -114,6 +120,13 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as s:
+            yield s
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction, committed on exit (rolled back on error); on SQLite
+        the writers of this process take turns."""
+        async with self._writer or contextlib.nullcontext(), self.sessions() as s, s.begin():
             yield s
 
     async def close(self) -> None:

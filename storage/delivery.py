@@ -172,7 +172,7 @@ class MessageStore:
         ref, meta = await asyncio.to_thread(self._prepare, plan.data)
         now = utcnow()
         folders: list[int] = []
-        async with self.db.session() as session, session.begin():
+        async with self.db.write() as session:
             await record_blob(session, ref)
             inboxes = await self._inboxes(session, [c.account_id for c in plan.local])
             actor = audit.Actor(plan.actor, plan.method, plan.remote_address)

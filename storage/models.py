@@ -293,7 +293,8 @@ class Folder(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(500))  # UTF-8; modified UTF-7 only on the wire
     special_use: Mapped[str | None] = mapped_column(String(20))  # RFC 6154 (\\Sent, ...)
-    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    # Indexed: each new folder takes max(uidvalidity) + 1 (storage/mailstore.py).
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, index=True)
     uidnext: Mapped[int] = mapped_column(BigInteger, default=1)
     highestmodseq: Mapped[int] = mapped_column(BigInteger, default=1)
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
