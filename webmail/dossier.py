@@ -71,9 +71,13 @@ class DocumentItem:
     author: str  # the document's author, else who sent it (annuaire or account name)
 
 
-async def _items(request: Request, who: WebIdentity) -> list[DocumentItem]:
+async def _items(
+    request: Request, who: WebIdentity, docs: list[DossierDocument] | None = None
+) -> list[DocumentItem]:
+    """The patient's documents (or just ``docs``) with their labels, source and author."""
     store = webmail_of(request).store
-    docs = await store.documents(who.account_id)
+    if docs is None:
+        docs = await store.documents(who.account_id)
     refs = {(d.source_folder_id, d.source_uid) for d in docs if d.source_folder_id and d.source_uid}
     ids = await store.message_ids(who.account_id, refs)
     parties = await store.parties(d.sender for d in docs if not d.author_name and d.sender)
@@ -121,14 +125,8 @@ async def document(request: Request, who: WebIdentity) -> Response:
     doc = await _document(request, who, "read")
     if doc is None:
         return not_found(request, who)
-    items = {i.doc.id: i for i in await _items(request, who)}
-    item = items.get(doc.id) or DocumentItem(
-        doc,
-        document_type_label(doc.type_code, doc.type_display),
-        doc.filed_at,
-        None,
-        doc.author_name,
-    )
+    # Only this document is described: the page costs the same whatever the dossier's size.
+    (item,) = await _items(request, who, [doc])
     return page(
         request,
         "document.html",
