@@ -19,7 +19,7 @@ from directory.accounts import get_account
 from directory.addresses import normalize_address
 from directory.annuaire import is_active_professional
 from directory.errors import DirectoryError
-from directory.passwords import verify_password
+from directory.passwords import check_password
 from directory.tokens import TokenClaims
 from storage.models import Account, AccountCertificate, AppPassword, Patient, utcnow
 
@@ -118,7 +118,7 @@ async def identity_for_password(session: AsyncSession, address: str, password: s
         account = await get_account(session, normalize_address(address))
     except DirectoryError:
         raise AuthenticationRefused("invalid credentials") from None
-    if account is None or not verify_password(password, account.password_hash):
+    if account is None or not await check_password(password, account.password_hash):
         raise AuthenticationRefused("invalid credentials")
     return await _grant(session, account, "password")
 
@@ -141,7 +141,11 @@ async def identity_for_mail_client_password(
     rows = (
         await session.scalars(select(AppPassword).where(AppPassword.account_id == account.id))
     ).all()
-    match = next((r for r in rows if verify_password(password, r.password_hash)), None)
+    match = None
+    for row in rows:
+        if await check_password(password, row.password_hash):
+            match = row
+            break
     if match is None:
         raise AuthenticationRefused("invalid credentials (patients use an app password here)")
     match.last_used_at = utcnow()

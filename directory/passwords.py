@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -49,3 +50,9 @@ def verify_password(password: str, encoded: str | None) -> bool:
         maxmem=256 * 1024 * 1024,
     )
     return hmac.compare_digest(key, expected)
+
+
+async def check_password(password: str, encoded: str | None) -> bool:
+    """:func:`verify_password` off the event loop: scrypt takes tens of milliseconds, during
+    which every other session of the door would otherwise stand still."""
+    return await asyncio.to_thread(verify_password, password, encoded)

@@ -34,7 +34,7 @@ from directory.accounts import get_account
 from directory.addresses import normalize_address
 from directory.errors import DirectoryError
 from directory.identity import AuthenticationRefused, identity_for_password
-from directory.passwords import hash_password, verify_password
+from directory.passwords import check_password, hash_password
 from directory.patients import close, oppose
 from directory.throttle import Throttle
 from storage import audit
@@ -413,7 +413,7 @@ class WebAuth:
 
     async def _check_password(self, s: AsyncSession, who: WebIdentity, password: str) -> None:
         account = await s.get(Account, who.account_id)
-        if account is None or not verify_password(password, account.password_hash):
+        if account is None or not await check_password(password, account.password_hash):
             raise LoginRefused("Le mot de passe actuel est incorrect.")
 
     async def change_password(self, who: WebIdentity, current: str, new: str) -> None:
