@@ -60,9 +60,9 @@ async def search(session: Session, command: Command) -> str:
         # Header and text keys read messages: in a thread, so other sessions go on.
         matched = await asyncio.to_thread(run) if "blob_sha256" in columns else run()
     numbers = [c.uid if command.uid else c.seq for c in matched]
-    highest = max((c.row.modseq for c in matched), default=None) if modseq_key else None
     options = args.return_options
     if options is None:
+        highest = max((c.row.modseq for c in matched), default=None) if modseq_key else None
         extra = f" (MODSEQ {highest})" if highest is not None else ""
         session.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + extra)
         return "SEARCH completed"
@@ -70,8 +70,26 @@ async def search(session: Session, command: Command) -> str:
         session.saved = [c.uid for c in matched]  # RFC 5182
         if options == ("SAVE",):
             return "SEARCH completed"
-    _esearch(session, command, options, numbers, highest)
+    _esearch(session, command, options, numbers, _returned_modseq(matched, options, modseq_key))
     return "SEARCH completed"
+
+
+def _returned_modseq(
+    matched: list[Candidate], options: tuple[str, ...], modseq_key: bool
+) -> int | None:
+    """RFC 7162 §3.1.5: the highest MODSEQ of the messages the ESEARCH response returns:
+    all matches with ALL or COUNT, else only the MIN and/or MAX message."""
+    if not modseq_key or not matched:
+        return None
+    if "ALL" in options or "COUNT" in options:
+        returned = matched
+    else:
+        returned = []
+        if "MIN" in options:
+            returned.append(matched[0])
+        if "MAX" in options:
+            returned.append(matched[-1])
+    return max((c.row.modseq for c in returned), default=None)
 
 
 def _esearch(
