@@ -105,12 +105,16 @@ def _message(candidate: Candidate, ctx: _Context) -> Message:
 
 
 def _header_values(message: Message, name: str) -> list[str]:
-    values: list[str] = []
-    for raw in message.get_all(name, []) or []:
+    """RFC 3501 §6.4.4: the field "contains the specified string": its text as written
+    (unfolded, so "user@domain.org (RealFrom)" keeps its comment) and as decoded (RFC 2047
+    encoded words read as their text)."""
+    wanted = name.lower()
+    values = [" ".join(str(v).split()) for k, v in message.raw_items() if k.lower() == wanted]
+    for decoded in message.get_all(name, []) or []:
         try:
-            values.append(str(raw))
-        except Exception:  # a header the email package cannot decode: match its raw text
-            values.append(repr(raw))
+            values.append(str(decoded))
+        except Exception:  # a header the email package cannot decode: the raw text serves
+            continue
     return values
 
 
