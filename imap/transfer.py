@@ -39,9 +39,8 @@ async def copy(session: Session, command: Command) -> str:
     move = command.verb == "MOVE"
     if move:
         _writable(session)
+    # RFC 6851 allows MOVE into the selected mailbox: the messages get new UIDs there.
     target = await _target(session, args.mailbox)
-    if move and target.id == sel.folder_id:
-        raise CommandError("source and destination are the same mailbox", code="CANNOT")
     ranges = session.ranges(args.sequence, command.uid)
     if not ranges:
         return f"{command.verb} completed (no messages)"
