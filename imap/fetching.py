@@ -232,6 +232,10 @@ async def _send(
         # batches (issue #5: 100,000 messages in under a second).
         batch: list[bytes] = []
         for seq, (uid, flags) in numbered:
+            if session.unannounced(flags):
+                session.write(b"".join(batch))  # the FLAGS response goes before this FETCH
+                batch.clear()
+                session.announce_keywords(flags)
             batch.append(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, flags.encode()))
             if len(batch) >= 4096:
                 session.write(b"".join(batch))
@@ -243,6 +247,8 @@ async def _send(
         m = _Message(row)
         if content or _needs_reparse(row, attrs):
             m.data = await store.read_blob(row.blob_sha256)
+        if _FLAGS in attrs:
+            session.announce_keywords(row.flags)
         items = b" ".join(_item(a, m) for a in attrs)
         session.write(b"* %d FETCH (" % seq + items + b")\r\n")
         await session.flush_if_large()

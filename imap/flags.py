@@ -44,6 +44,7 @@ async def store(session: Session, command: Command) -> str:
         if command.uid:
             items.append(f"UID {uid}")
         if not args.silent:
+            session.announce_keywords(flags)
             items.append("FLAGS " + flag_list(flags.split()).decode())
         if session.condstore and (not args.silent or uid in result.changed):
             # RFC 7162 §3.1.3: the new MODSEQ, even with .SILENT.

@@ -23,7 +23,7 @@ from imap.arguments import (
     StatusArgs,
 )
 from imap.context import CommandError
-from imap.responses import flag_list, mailbox_name, sequence_text, string
+from imap.responses import MAILBOX_FLAGS, flag_list, mailbox_name, sequence_text, string
 from imap.selected import SelectedMailbox
 from storage.mailstore import DELIMITER, FolderInfo, FolderStatus
 
@@ -45,7 +45,7 @@ __all__ = [
     "unsubscribe",
 ]
 
-SYSTEM_FLAGS: Final = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+SYSTEM_FLAGS: Final = MAILBOX_FLAGS  # imap.responses
 _BAD_NAME: Final = re.compile(r"[%*\x00-\x1f\x7f]")
 _MAX_NAME: Final = 500  # folders.name
 
@@ -129,6 +129,7 @@ async def _qresync(session: Session, selected: SelectedMailbox, args: SelectArgs
     for row in rows:
         seq = selected.seq_of(row.uid)
         if seq is not None:
+            session.announce_keywords(row.flags)
             flags = flag_list(row.flags.split()).decode()
             session.untagged(f"{seq} FETCH (UID {row.uid} FLAGS {flags} MODSEQ ({row.modseq}))")
 

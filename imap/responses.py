@@ -19,6 +19,7 @@ from imap.sequence import SequenceSet
 from imap.utf7 import encode_mailbox
 
 __all__ = [
+    "MAILBOX_FLAGS",
     "astring",
     "body_structure",
     "envelope",
@@ -76,6 +77,10 @@ def astring(value: str | bytes) -> bytes:
 def mailbox_name(name: str) -> bytes:
     """A mailbox name in modified UTF-7 (RFC 3501 §5.1.3), always quoted (clients cope best)."""
     return string(encode_mailbox(name))
+
+
+# RFC 3501 §2.3.2: the system flags every mailbox has (\Recent is never stored).
+MAILBOX_FLAGS: Final = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
 def flag_list(flags: Iterable[str]) -> bytes:

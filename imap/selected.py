@@ -46,6 +46,7 @@ class SelectedMailbox:
     __slots__ = (
         "dirty",
         "folder_id",
+        "keywords",
         "modseq",
         "name",
         "pending_expunge",
@@ -65,6 +66,7 @@ class SelectedMailbox:
         self.pending_expunge: set[int] = set()  # expunged in the store, still numbered here
         self.reported: dict[int, int] = {}  # uid -> MODSEQ already sent by our own command
         self.dirty = False  # the change bus says the store moved on
+        self.keywords: set[str] = set()  # keywords listed in FLAGS so far (RFC 3501 §7.2.6)
 
     # -- numbers ---------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from imap.context import CommandError, ImapServices, ImapSettings
 from imap.dispatch import COMMANDS
 from imap.errors import ParseError, ProtocolError, UnsupportedCharsetError
 from imap.framing import CommandReader, NeedContinuation, RawCommand
-from imap.responses import flag_list, sequence_text
+from imap.responses import MAILBOX_FLAGS, flag_list, sequence_text
 from imap.selected import BadSequence, SelectedMailbox
 from imap.sequence import SequenceSet
 from storage import audit
@@ -95,6 +95,24 @@ class Session:
 
     def untagged(self, text: str) -> None:
         self.write(b"* " + text.encode("utf-8", "replace") + b"\r\n")
+
+    def unannounced(self, flags: str) -> bool:
+        """Whether ``flags`` holds a keyword the client has not been told of yet."""
+        sel = self.selected
+        return sel is not None and any(
+            not f.startswith("\\") and f not in sel.keywords for f in flags.split()
+        )
+
+    def announce_keywords(self, flags: str) -> bool:
+        """RFC 3501 §7.2.6: a keyword is listed in an untagged FLAGS before any FETCH shows
+        it; True when a new FLAGS response was written."""
+        sel = self.selected
+        if sel is None or not self.unannounced(flags):
+            return False
+        sel.keywords.update(f for f in flags.split() if not f.startswith("\\"))
+        listed = flag_list((*MAILBOX_FLAGS, *sorted(sel.keywords))).decode("ascii", "replace")
+        self.untagged(f"FLAGS {listed}")
+        return True
 
     async def flush(self) -> None:
         if self._out:
@@ -198,6 +216,7 @@ class Session:
         if updates.exists is not None:
             self.untagged(f"{updates.exists} EXISTS")
         for seq, uid, flags, modseq in updates.flags:
+            self.announce_keywords(flags)
             extra = f" MODSEQ ({modseq})" if self.condstore else ""
             text = flag_list(flags.split()).decode("ascii")
             self.untagged(f"{seq} FETCH (UID {uid} FLAGS {text}{extra})")
