@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.imap.running_imap import CAMILLE, ImapServer
+from tests.tools import require
 
-pytestmark = pytest.mark.skipif(shutil.which("mbsync") is None, reason="needs isync (mbsync)")
+
+@pytest.fixture(autouse=True)
+def _mbsync_installed() -> None:
+    require(None if shutil.which("mbsync") else "mbsync is not installed (Debian isync)")
+
 
 COUNT = 1024  # 8 messages appended, then copied 7 times onto themselves
 

@@ -27,6 +27,7 @@ from tests.conftest import BACKENDS
 from tests.peers.postfix import NextHop, PostfixPeer, postfix_missing
 from tests.smtp.running import Running, edit_config, start_server
 from tests.smtp.test_doors import CAMILLE, message
+from tests.tools import require
 
 PEER_USER = "dr.durand@peer-demo.mssante.fr"
 
@@ -37,10 +38,8 @@ class Pair:
     postfix: PostfixPeer
 
 
-def _skip_without_postfix() -> None:
-    reason = postfix_missing()
-    if reason:
-        pytest.skip(reason)
+def _require_postfix() -> None:
+    require(postfix_missing())
 
 
 def _postfix_for(install: Install, *, chain: str | Path | None = None,
@@ -79,7 +78,7 @@ ONE_BACKEND = ["sqlite"] if "sqlite" in BACKENDS else BACKENDS[:1]
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:
-    _skip_without_postfix()
+    _require_postfix()
     root = tmp_path_factory.mktemp("postfix-peer")
     install = make_install(root, request.param, request)
     postfix = _postfix_for(install)
@@ -225,7 +224,7 @@ def test_we_say_relayed_when_postfix_does_not_speak_dsn(pair: Pair) -> None:
 def test_relay_queue_survives_restart_exactly_once(install: Install, tmp_path: Path) -> None:
     """Messages queued for a peer that is down survive our restart and, once the peer is up,
     each arrives exactly once (Message-IDs counted at Postfix)."""
-    _skip_without_postfix()
+    _require_postfix()
     postfix = _postfix_for(install, name="restart")  # not started: the peer is down
     try:
         _route_to(install, postfix)

@@ -22,14 +22,15 @@ from email.parser import BytesParser
 from email.policy import default
 from pathlib import Path
 
+import playwright.sync_api as playwright_api
 import pytest
 
 from tests.cli.conftest import Install, make_install
 from tests.conftest import BACKENDS
 from tests.smtp.running import Running, edit_config, start_server
+from tests.tools import require
 from tests.webmail.a11y import check_page
-
-playwright_api = pytest.importorskip("playwright.sync_api")
+from tests.xdm_fixtures import pdf_bytes
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -48,33 +49,10 @@ PATIENT = "146026322000196@patient.mssante.fr"
 CAMILLE = "camille.martin@demo.mssante.fr"
 LAB = "laboratoire@demo.mssante.fr"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium missing")
 
-
-def tiny_pdf(text: str) -> bytes:
-    """A small well-formed PDF (one page, one line of text)."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
+@pytest.fixture(autouse=True)
+def _chromium_installed() -> None:
+    require(None if Path(CHROMIUM).exists() else f"Debian chromium is missing ({CHROMIUM})")
 
 
 def submit(running: Running, account: dict[str, object], data: bytes, to: str) -> None:
@@ -158,7 +136,7 @@ def test_patient_journey_in_chromium(server: Running, artefacts: Path) -> None:
         "Veuillez trouver ci-joint vos résultats.\n",
     )
     lab_message.add_attachment(
-        tiny_pdf("Glycemie 0,95 g/L"),
+        pdf_bytes("Glycemie 0,95 g/L"),
         maintype="application",
         subtype="pdf",
         filename="resultats-biologie.pdf",
