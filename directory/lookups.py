@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 
 from directory.annuaire import is_active_professional
 from directory.listeblanche import entries_for
@@ -21,6 +21,13 @@ from storage.models import Account, ListeBlancheEntry, OrgMember, Patient, Patie
 __all__ = ["DirectoryLookups"]
 
 LISTE_BLANCHE_TTL = 60.0
+
+# Built once (one lookup per RCPT): the statement keeps its cache key between executions.
+_MAILBOX = (
+    select(Account.id, Account.address, Account.kind, Account.state, Patient.state)
+    .outerjoin(Patient, Patient.account_id == Account.id)
+    .where(Account.address == bindparam("address"))
+)
 
 
 class DirectoryLookups:
@@ -36,23 +43,17 @@ class DirectoryLookups:
         self._operator_dns = None
 
     async def mailbox(self, address: str) -> Mailbox | None:
-        async with self.db.session() as s:
-            row = (
-                await s.execute(
-                    select(Account, Patient.state)
-                    .outerjoin(Patient, Patient.account_id == Account.id)
-                    .where(Account.address == address.lower())
-                )
-            ).first()
+        async with self.db.read() as s:
+            row = (await s.execute(_MAILBOX, {"address": address.lower()})).first()
         if row is None:
             return None
-        account, patient_state = row
+        account_id, found, kind, state, patient_state = row
         return Mailbox(
-            account_id=account.id,
-            address=account.address,
-            kind=account.kind,
-            active=account.state == "active",
-            patient_state=patient_state if account.kind == "PAT" else None,
+            account_id=account_id,
+            address=found,
+            kind=kind,
+            active=state == "active",
+            patient_state=patient_state if kind == "PAT" else None,
         )
 
     async def listed_dns(self, domain: str) -> frozenset[str] | None:
@@ -105,7 +106,7 @@ class DirectoryLookups:
     async def contact_state(
         self, patient_account_id: int, address: str
     ) -> Literal["open", "closed"] | None:
-        async with self.db.session() as s:
+        async with self.db.read() as s:
             state = await s.scalar(
                 select(PatientContact.state).where(
                     PatientContact.patient_id == patient_account_id,

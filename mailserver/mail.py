@@ -251,12 +251,12 @@ def build_mail_side(
         ),
         dkim_keys=keys,
     )
+    store.on_queued = worker.wake.set  # relay and reports without waiting for the next poll
     services = SmtpServices(
         pipeline=pipeline,
         trust=trust,
         tls=tls,
         authenticator=authenticator,
         verify_dkim=verify_dkim,
-        on_accepted=lambda _door, _count: worker.wake.set(),  # relay without waiting
     )
     return MailSide(pipeline, lookups, store, services, worker, filing)

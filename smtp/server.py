@@ -89,7 +89,6 @@ class SmtpServices:
     authenticator: Authenticator | None = None
     # DKIM verification of inbound mail: returns RFC 8601 resinfo fragments ("dkim=pass ...").
     verify_dkim: Callable[[bytes], Awaitable[list[str]]] | None = None
-    on_accepted: Callable[[str, int], None] | None = None  # (door name, recipients) for metrics
     connections: dict[str, int] = field(default_factory=dict)  # per client address
     live: set[Any] = field(default_factory=set)  # open sessions (graceful stop)
 
@@ -513,8 +512,6 @@ class MSSanteSMTP(SMTP):
         log.info("%s: %s accepted from <%s> (%s) for %d recipient(s), %d refused at DATA",
                  self.settings.name, queue_id, sender.address, self._remote, outcome.delivered,
                  len(outcome.refused))  # fmt: skip
-        if self.services.on_accepted is not None:
-            self.services.on_accepted(self.settings.name, outcome.delivered)
         return f"250 2.0.0 {queue_id} message accepted"
 
     async def _trace_headers(self, data: bytes, queue_id: str) -> bytes:

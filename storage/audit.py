@@ -23,6 +23,30 @@ class Actor:
     remote_address: str = ""
 
 
+def event_values(
+    actor: Actor,
+    action: str,
+    *,
+    object_type: str = "",
+    object_id: str = "",
+    patient_ins: str | None = None,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """The columns of one audit event (for `record`, or a bulk insert of many)."""
+    return {
+        "at": at or utcnow(),
+        "actor": actor.name,
+        "auth_method": actor.auth_method,
+        "remote_address": actor.remote_address,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "patient_ins": patient_ins,
+        "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else "",
+    }
+
+
 def record(
     session: AsyncSession,
     actor: Actor,
@@ -36,15 +60,15 @@ def record(
 ) -> AuditEvent:
     """Add an audit event to the session; it is committed with the caller's transaction."""
     event = AuditEvent(
-        at=at or utcnow(),
-        actor=actor.name,
-        auth_method=actor.auth_method,
-        remote_address=actor.remote_address,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        patient_ins=patient_ins,
-        detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else "",
+        **event_values(
+            actor,
+            action,
+            object_type=object_type,
+            object_id=object_id,
+            patient_ins=patient_ins,
+            detail=detail,
+            at=at,
+        )
     )
     session.add(event)
     return event

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -24,6 +25,17 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Where a statement can run: an ORM session, or a Core connection on the hot paths (the
+# delivery write skips the ORM's unit of work and result processing).
+Executor = AsyncSession | AsyncConnection
+
+
+def dialect_of(executor: Executor) -> str:
+    """``sqlite`` or ``postgresql``."""
+    if isinstance(executor, AsyncConnection):
+        return executor.dialect.name
+    return executor.get_bind().dialect.name
 
 
 class DatabaseError(Exception):
@@ -128,6 +140,18 @@ class Database:
         the writers of this process take turns."""
         async with self._writer or contextlib.nullcontext(), self.sessions() as s, s.begin():
             yield s
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for a short read on a hot path (no ORM session)."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """Like `write`, with a Core connection instead of an ORM session."""
+        async with self._writer or contextlib.nullcontext(), self.engine.begin() as conn:
+            yield conn
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -12,24 +12,72 @@ declared in the protocols below and knows nothing of the rules that produced the
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage import audit, filing_jobs, queue
 from storage.blobs import BlobRef, BlobStore
-from storage.db import Database
+from storage.db import Database, Executor, dialect_of
 from storage.mime import MessageMeta, meta_to_json, parse_metadata
-from storage.models import Blob, Folder, Message, PatientContact, QueueEntry, utcnow
+from storage.models import (
+    AuditEvent,
+    Base,
+    Blob,
+    FilingJob,
+    Folder,
+    Message,
+    PatientContact,
+    QueueEntry,
+    utcnow,
+)
 
-__all__ = ["DEFAULT_LIFETIME", "MessageStore", "append_message", "record_blob", "wants_success"]
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "MessageStore",
+    "allocate_uids",
+    "append_message",
+    "message_values",
+    "record_blob",
+    "record_blobs",
+    "wants_success",
+]
 
 DEFAULT_LIFETIME = timedelta(days=5)  # how long the relay queue keeps retrying (RFC 5321 §4.5.4.1)
+
+
+def _table(model: type[Base]) -> Table:
+    """A mapped class's table, for Core statements on the hot path."""
+    return cast(Table, model.__table__)
+
+
+# Hot-path statements, built once: a statement object keeps its cache key, so each execution
+# skips rebuilding and re-hashing the expression (SQLAlchemy's compiled cache does the rest).
+_FOLDERS = _table(Folder).c
+_ALLOCATE = (
+    update(_table(Folder))
+    .where(_FOLDERS.id == bindparam("folder"))
+    .values(
+        uidnext=_FOLDERS.uidnext + bindparam("count"),
+        highestmodseq=_FOLDERS.highestmodseq + bindparam("count"),
+    )
+    .returning(
+        _FOLDERS.uidnext - bindparam("count"), _FOLDERS.highestmodseq - bindparam("count") + 1
+    )
+)
+_INBOXES = select(_FOLDERS.account_id, _FOLDERS.id).where(
+    _FOLDERS.account_id.in_(bindparam("accounts", expanding=True)), _FOLDERS.name == "INBOX"
+)
+_INSERT_MESSAGES = insert(_table(Message)).returning(
+    _table(Message).c.id, sort_by_parameter_order=True
+)
 
 
 class _LocalCopy(Protocol):
@@ -105,11 +153,47 @@ def wants_success(notify: str | None) -> bool:
 
 
 async def record_blob(session: AsyncSession, ref: BlobRef) -> None:
-    values = {"sha256": ref.sha256, "size": ref.size, "created_at": utcnow()}
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(pg_insert(Blob).values(**values).on_conflict_do_nothing())
-    else:
-        await session.execute(sqlite_insert(Blob).values(**values).on_conflict_do_nothing())
+    await record_blobs(session, [ref])
+
+
+async def record_blobs(session: Executor, refs: Sequence[BlobRef]) -> None:
+    """Reference counted nowhere: a blob row exists once per content (content-addressed)."""
+    now = utcnow()
+    rows = [{"sha256": r.sha256, "size": r.size, "created_at": now} for r in refs]
+    if not rows:
+        return
+    insert_ = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+    await session.execute(insert_(_table(Blob)).on_conflict_do_nothing(), rows)
+
+
+async def allocate_uids(session: Executor, folder_id: int, count: int = 1) -> tuple[int, int]:
+    """Reserve ``count`` consecutive UIDs and MODSEQs in a folder; returns the first of each
+    (RFC 3501 §2.3.1.1: UIDs strictly ascending; RFC 7162 §3.1: a MODSEQ per change)."""
+    # The row lock taken by this UPDATE serialises concurrent appends to one folder, so
+    # UIDs are strictly ascending in commit order on PostgreSQL too.
+    uid, modseq = (await session.execute(_ALLOCATE, {"folder": folder_id, "count": count})).one()
+    return int(uid), int(modseq)
+
+
+def message_values(
+    folder_id: int, uid: int, modseq: int, ref: BlobRef, meta: MessageMeta, flags: str = ""
+) -> dict[str, Any]:
+    """The columns of one message row (the ENVELOPE and BODYSTRUCTURE cached for IMAP)."""
+    envelope, structure = meta_to_json(meta)
+    now = utcnow()
+    return {
+        "folder_id": folder_id,
+        "uid": uid,
+        "modseq": modseq,
+        "flags": flags,
+        "internal_date": now,
+        "size": ref.size,
+        "blob_sha256": ref.sha256,
+        "message_id": meta.message_id,
+        "envelope": envelope,
+        "body_structure": structure,
+        "created_at": now,
+    }
 
 
 async def append_message(
@@ -121,35 +205,33 @@ async def append_message(
     flags: str = "",
 ) -> Message:
     """Add one message to a folder: next UID and MODSEQ (RFC 3501 §2.3.1.1, RFC 7162 §3.1)."""
-    # The row lock taken by this UPDATE serialises concurrent appends to one folder, so
-    # UIDs are strictly ascending in commit order on PostgreSQL too.
-    uid, modseq = (
-        await session.execute(
-            update(Folder)
-            .where(Folder.id == folder_id)
-            .values(uidnext=Folder.uidnext + 1, highestmodseq=Folder.highestmodseq + 1)
-            .returning(Folder.uidnext - 1, Folder.highestmodseq)
-        )
-    ).one()
-    envelope, structure = meta_to_json(meta)
-    message = Message(
-        folder_id=folder_id,
-        uid=uid,
-        modseq=modseq,
-        flags=flags,
-        internal_date=utcnow(),
-        size=ref.size,
-        blob_sha256=ref.sha256,
-        message_id=meta.message_id,
-        envelope=envelope,
-        body_structure=structure,
-    )
+    uid, modseq = await allocate_uids(session, folder_id)
+    message = Message(**message_values(folder_id, uid, modseq, ref, meta, flags))
     session.add(message)
     return message
 
 
+@dataclass
+class _Pending:
+    """A plan waiting for the next group commit, with what was prepared off the loop."""
+
+    plan: _Plan
+    ref: BlobRef
+    meta: MessageMeta
+    done: asyncio.Future[list[int]] = field(repr=False)
+
+
 class MessageStore:
-    """`routing.pipeline.MessageStore` over the database and the blob store."""
+    """`routing.pipeline.MessageStore` over the database and the blob store.
+
+    Group commit: deliveries that arrive while a transaction is being written wait for the
+    next one and are committed together (one transaction, one WAL fsync for many messages),
+    which is where concurrent SMTP sessions spent their time. Each caller still returns only
+    once its own message is committed; if a group fails, its plans are retried one by one
+    so that one bad plan fails alone.
+    """
+
+    MAX_GROUP = 64
 
     def __init__(
         self,
@@ -159,114 +241,184 @@ class MessageStore:
         lifetime: timedelta = DEFAULT_LIFETIME,
         on_delivered: Callable[[Sequence[int]], None] | None = None,
         on_patient_delivery: Callable[[], None] | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.lifetime = lifetime
         self.on_delivered = on_delivered  # folder ids that received mail (IDLE wake-up)
         self.on_patient_delivery = on_patient_delivery  # filing jobs were added (wake-up)
+        self.on_queued = on_queued  # relay or report entries were added (relay worker)
+        self._pending: list[_Pending] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def store(self, plan: _Plan) -> None:
         # Blocking work off the event loop: hashing, writing and fsyncing the body, and
         # parsing its MIME structure once for IMAP (architecture.md, storage model).
         ref, meta = await asyncio.to_thread(self._prepare, plan.data)
+        pending = _Pending(plan, ref, meta, asyncio.get_running_loop().create_future())
+        self._pending.append(pending)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_loop())
+        # Shielded: a caller that goes away (client disconnect) does not cancel the commit.
+        folders = await asyncio.shield(pending.done)
+        if folders and self.on_delivered is not None:
+            self.on_delivered(folders)
+        if self.on_patient_delivery is not None and any(c.patient for c in plan.local):
+            self.on_patient_delivery()
+        if self.on_queued is not None and _queues(plan):
+            self.on_queued()
+
+    async def _commit_loop(self) -> None:
+        group: list[_Pending] = []
+        try:
+            while self._pending:
+                group = self._pending[: self.MAX_GROUP]
+                del self._pending[: len(group)]
+                await self._commit_group(group)
+        except BaseException as exc:  # cancelled at shutdown: these were not committed
+            for one in group + self._pending:
+                _settle(one, exc)
+            self._pending.clear()
+            raise
+
+    async def _commit_group(self, group: list[_Pending]) -> None:
+        try:
+            await self._commit(group)
+        except Exception as exc:
+            if len(group) == 1:
+                _settle(group[0], exc)
+                return
+            for one in group:  # find the plan that failed: each in its own transaction
+                try:
+                    await self._commit([one])
+                except Exception as single:
+                    _settle(one, single)
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        async with self.db.transaction() as conn:
+            folders = await self._write(conn, group)
+        for one, touched in zip(group, folders, strict=True):
+            if not one.done.done():
+                one.done.set_result(touched)
+
+    async def _write(self, conn: AsyncConnection, group: list[_Pending]) -> list[list[int]]:
+        """Every row of the group in one transaction; the folders each plan delivered to."""
         now = utcnow()
-        folders: list[int] = []
-        async with self.db.write() as session:
-            await record_blob(session, ref)
-            inboxes = await self._inboxes(session, [c.account_id for c in plan.local])
-            actor = audit.Actor(plan.actor, plan.method, plan.remote_address)
-            for copy in plan.local:
-                folder_id = inboxes[copy.account_id]
-                message = await append_message(session, folder_id, ref, meta)
-                folders.append(folder_id)
-                if copy.patient:
-                    # Issue #4: the documents it carries are filed by a worker; the job is
-                    # part of this transaction so no delivered message misses its filing.
-                    await session.flush()
-                    filing_jobs.enqueue(
-                        session,
-                        message_row_id=message.id,
+        await record_blobs(conn, list({p.ref.sha256: p.ref for p in group}.values()))
+        inboxes = await self._inboxes(conn, [c.account_id for p in group for c in p.plan.local])
+        copies = [(p, c, inboxes[c.account_id]) for p in group for c in p.plan.local]
+        message_ids = await self._append(conn, copies)
+        jobs: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        entries: list[dict[str, Any]] = []
+        for (one, copy, folder_id), (row_id, uid) in zip(copies, message_ids, strict=True):
+            plan = one.plan
+            if copy.patient:
+                # Issue #4: the documents it carries are filed by a worker; the job is
+                # part of this transaction so no delivered message misses its filing.
+                jobs.append(
+                    filing_jobs.job_values(
+                        message_row_id=row_id,
                         patient_id=copy.account_id,
                         sender=plan.sender,
                         actor=plan.actor,
                         auth_method=plan.method,
                         now=now,
                     )
-                    audit.record(
-                        session,
-                        actor,
+                )
+                events.append(
+                    audit.event_values(
+                        audit.Actor(plan.actor, plan.method, plan.remote_address),
                         "message.deliver",
                         object_type="message",
-                        object_id=f"{folder_id}:{message.uid}",
+                        object_id=f"{folder_id}:{uid}",
                         patient_ins=copy.address.split("@", 1)[0].upper(),
-                        detail={"message_id": meta.message_id, "sender": plan.sender},
+                        detail={"message_id": one.meta.message_id, "sender": plan.sender},
+                        at=now,
                     )
-                if wants_success(copy.notify):
-                    session.add(
-                        self._entry(
-                            plan, ref, copy, state="report", action="delivered", status="2.0.0"
-                        )
-                    )
-            for relay in plan.relay:
-                session.add(self._entry(plan, ref, relay, state="queued"))
-            for failed in plan.failed:
-                entry = self._entry(
-                    plan, ref, failed, state="report", action="failed", status=failed.status
                 )
-                entry.last_error = failed.reason
-                session.add(entry)
-            for contact in plan.contacts:
-                await self._set_contact(session, contact)
+            if wants_success(copy.notify):
+                entries.append(
+                    self._entry(one, copy, state="report", action="delivered", status="2.0.0")
+                )
+        for one in group:
+            entries.extend(self._entry(one, r, state="queued") for r in one.plan.relay)
+            entries.extend(
+                self._entry(
+                    one, f, state="report", action="failed", status=f.status, error=f.reason
+                )
+                for f in one.plan.failed
+            )
+        for table, rows in ((FilingJob, jobs), (AuditEvent, events), (QueueEntry, entries)):
+            if rows:
+                await conn.execute(insert(_table(table)), rows)
+        for one in group:
+            for contact in one.plan.contacts:
+                await self._set_contact(conn, contact)
             # This message is the report owed for these entries (a DSN): settled in the same
             # transaction, so a report is neither lost nor sent twice across a crash.
-            await queue.settle(session, plan.completes, now)
-        if folders and self.on_delivered is not None:
-            self.on_delivered(folders)
-        if self.on_patient_delivery is not None and any(c.patient for c in plan.local):
-            self.on_patient_delivery()
+            await queue.settle(conn, one.plan.completes, now)
+        return [[folder for p, _c, folder in copies if p is one] for one in group]
+
+    @staticmethod
+    async def _append(
+        conn: Executor, copies: Sequence[tuple[_Pending, _LocalCopy, int]]
+    ) -> list[tuple[int, int]]:
+        """Insert the messages; returns (row id, UID) for each copy, in order."""
+        counts = Counter(folder for _p, _c, folder in copies)
+        # Folders in a fixed order: two nodes' groups never wait on each other's row locks.
+        next_ids = {f: await allocate_uids(conn, f, counts[f]) for f in sorted(counts)}
+        rows: list[dict[str, Any]] = []
+        for one, _copy, folder in copies:
+            uid, modseq = next_ids[folder]
+            next_ids[folder] = (uid + 1, modseq + 1)
+            rows.append(message_values(folder, uid, modseq, one.ref, one.meta))
+        if not rows:
+            return []
+        result = await conn.execute(_INSERT_MESSAGES, rows)
+        ids = [int(i) for i in result.scalars()]
+        return [(i, int(r["uid"])) for i, r in zip(ids, rows, strict=True)]
 
     def _prepare(self, data: bytes) -> tuple[BlobRef, MessageMeta]:
         return self.blobs.put(data), parse_metadata(data)
 
     def _entry(
         self,
-        plan: _Plan,
-        ref: BlobRef,
+        one: _Pending,
         rcpt: _RelayCopy,
         *,
         state: str,
         action: str | None = None,
         status: str | None = None,
-    ) -> QueueEntry:
+        error: str | None = None,
+    ) -> dict[str, Any]:
         created = utcnow()
-        return QueueEntry(
-            blob_sha256=ref.sha256,
-            sender=plan.sender,
-            recipient=rcpt.address,
-            notify=rcpt.notify,
-            ret=plan.ret,
-            envid=plan.envid,
-            orcpt=rcpt.orcpt,
-            state=state,
-            attempts=0,
-            next_attempt_at=created,
-            created_at=created,
-            expires_at=created + self.lifetime,
-            action=action,
-            status=status,
-            smtputf8=plan.smtputf8,
-        )
+        return {
+            "blob_sha256": one.ref.sha256,
+            "sender": one.plan.sender,
+            "recipient": rcpt.address,
+            "notify": rcpt.notify,
+            "ret": one.plan.ret,
+            "envid": one.plan.envid,
+            "orcpt": rcpt.orcpt,
+            "state": state,
+            "attempts": 0,
+            "next_attempt_at": created,
+            "created_at": created,
+            "expires_at": created + self.lifetime,
+            "action": action,
+            "status": status,
+            "last_error": error,
+            "delay_notified": False,
+            "smtputf8": one.plan.smtputf8,
+        }
 
     @staticmethod
-    async def _inboxes(session: AsyncSession, account_ids: Sequence[int]) -> dict[int, int]:
+    async def _inboxes(conn: Executor, account_ids: Sequence[int]) -> dict[int, int]:
         if not account_ids:
             return {}
-        rows = await session.execute(
-            select(Folder.account_id, Folder.id).where(
-                Folder.account_id.in_(set(account_ids)), Folder.name == "INBOX"
-            )
-        )
+        rows = await conn.execute(_INBOXES, {"accounts": sorted(set(account_ids))})
         found = {account: folder for account, folder in rows.all()}
         missing = set(account_ids) - set(found)
         if missing:
@@ -274,26 +426,44 @@ class MessageStore:
         return found
 
     @staticmethod
-    async def _set_contact(session: AsyncSession, contact: _Contact) -> None:
-        row = await session.scalar(
-            select(PatientContact).where(
-                PatientContact.patient_id == contact.patient_account_id,
-                PatientContact.address == contact.address,
+    async def _set_contact(conn: Executor, contact: _Contact) -> None:
+        """Open or close an authorised contact (mssante.md §4: FIN closes the exchange)."""
+        table = _table(PatientContact)
+        state = await conn.scalar(
+            select(table.c.state).where(
+                table.c.patient_id == contact.patient_account_id,
+                table.c.address == contact.address,
             )
         )
         now = utcnow()
-        if row is None:
-            if not contact.open:
-                return  # closing an exchange that never opened changes nothing
-            session.add(
-                PatientContact(
-                    patient_id=contact.patient_account_id,
-                    address=contact.address,
-                    state="open",
-                    opened_at=now,
+        if state is None:
+            if contact.open:  # closing an exchange that never opened changes nothing
+                await conn.execute(
+                    insert(table).values(
+                        patient_id=contact.patient_account_id,
+                        address=contact.address,
+                        state="open",
+                        opened_at=now,
+                    )
                 )
-            )
-        elif contact.open and row.state != "open":
-            row.state, row.opened_at, row.closed_at = "open", now, None
-        elif not contact.open and row.state != "closed":
-            row.state, row.closed_at = "closed", now
+            return
+        mine = update(table).where(
+            table.c.patient_id == contact.patient_account_id, table.c.address == contact.address
+        )
+        if contact.open and state != "open":
+            await conn.execute(mine.values(state="open", opened_at=now, closed_at=None))
+        elif not contact.open and state != "closed":
+            await conn.execute(mine.values(state="closed", closed_at=now))
+
+
+def _queues(plan: _Plan) -> bool:
+    """Whether storing the plan gave the relay worker something to do."""
+    return bool(plan.relay or plan.failed or any(wants_success(c.notify) for c in plan.local))
+
+
+def _settle(pending: _Pending, exc: BaseException) -> None:
+    if not pending.done.done():
+        if isinstance(exc, Exception):
+            pending.done.set_exception(exc)
+        else:
+            pending.done.cancel()

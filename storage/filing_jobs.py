@@ -23,15 +23,14 @@ __all__ = [
     "JobMessage",
     "claim",
     "complete",
-    "enqueue",
+    "job_values",
     "message_of",
     "retry_later",
     "summary",
 ]
 
 
-def enqueue(
-    session: AsyncSession,
+def job_values(
     *,
     message_row_id: int,
     patient_id: int,
@@ -39,21 +38,20 @@ def enqueue(
     actor: str,
     auth_method: str,
     now: datetime,
-) -> FilingJob:
-    job = FilingJob(
-        message_row_id=message_row_id,
-        patient_id=patient_id,
-        sender=sender,
-        actor=actor,
-        auth_method=auth_method,
-        state="queued",
-        attempts=0,
-        next_attempt_at=now,
-        outcome="",
-        created_at=now,
-    )
-    session.add(job)
-    return job
+) -> dict[str, object]:
+    """The columns of a new job, due at once (for `enqueue`, or a bulk insert of many)."""
+    return {
+        "message_row_id": message_row_id,
+        "patient_id": patient_id,
+        "sender": sender,
+        "actor": actor,
+        "auth_method": auth_method,
+        "state": "queued",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "outcome": "",
+        "created_at": now,
+    }
 
 
 async def claim(

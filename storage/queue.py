@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import Executor
 from storage.leases import claim_due
 from storage.models import QueueEntry
 
@@ -50,7 +51,7 @@ async def finish(session: AsyncSession, ids: Sequence[int], now: datetime) -> No
         )
 
 
-async def settle(session: AsyncSession, ids: Sequence[int], now: datetime) -> None:
+async def settle(session: Executor, ids: Sequence[int], now: datetime) -> None:
     """The report owed for these entries has been sent (or is not wanted): a ``report`` entry
     is finished; a still ``queued`` entry has had its delay reported (RFC 3464 delayed)."""
     if not ids:
