@@ -33,10 +33,22 @@ def mailserver(
     )
 
 
+def _my_bases() -> list[int]:
+    """Port bases for this test process: above the default installation's 10000, below
+    Linux's ephemeral range (32768+, where other fixtures' probes land), and disjoint between
+    pytest-xdist workers, since an installation holds its ports only once its server starts,
+    seconds after the pick."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker) if worker.isdigit() else 0
+    return [b for i, b in enumerate(range(11000, 32000, 1000)) if i % count == index % count]
+
+
 def free_port_base() -> int:
     """A base N such that every listener port N + offset is free right now."""
+    bases = _my_bases()
     for _ in range(200):
-        base = random.randrange(20000, 60000, 1000)
+        base = random.choice(bases)
         ok = True
         # The demo peer operator listens on each port + 1 (mailserver/demo.py).
         for offset in [o + shift for o in PORT_OFFSETS.values() for shift in (0, 1)]:
