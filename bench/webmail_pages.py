@@ -20,7 +20,9 @@ Then ``mailserver serve`` runs as a subprocess and this process logs in over HTT
 patient (password, then the one-time code read from DATA/outbox) with httpx (``verify=False``)
 and requests each page ``requests`` times one after the other, then again with
 ``concurrency`` clients sharing the session (``requests`` requests in all per page). Latency
-is from sending the request to having read the whole body; every answer must be a 200.
+is from sending the request to having read the whole body; every answer must be a 200. The
+lists are paged (50 rows): the first and last pages of the inbox and the dossier, the first
+page and page 20 of the access log (which has more than 1,500 events by then).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ CAMILLE = "camille.martin@demo.mssante.fr"
 LAB = "laboratoire@demo.mssante.fr"
 TARGET_MS = 200.0
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
-PAGE_SIZE = 50  # webmail/context.py WebmailSettings.page_size
+PAGE_SIZE = 50  # webmail/context.py WebmailSettings.page_size: inbox, dossier, access log
 
 DOC_TYPES = [
     ("11502-2", "CR d'examens biologiques", "Laboratoire Demo", "Biologie médicale"),
@@ -384,13 +386,16 @@ def main() -> None:
                 (patient_id,),
             ).fetchone()
         last = max(1, -(-args.messages // PAGE_SIZE))
+        last_documents = max(1, -(-args.documents // PAGE_SIZE))
         pages = {
             "inbox, first page": "/messages",
             "inbox, last page": f"/messages?page={last}",
             "message with a PDF": f"/messages/{message_id}",
-            "dossier list": "/dossier",
+            "dossier, first page": "/dossier",
+            "dossier, last page": f"/dossier?page={last_documents}",
             "document": f"/dossier/{document_id}",
-            "access log": "/acces",
+            "access log, first page": "/acces",
+            "access log, page 20": "/acces?page=20",
             "account": "/compte",
         }
         pid = inst.start()

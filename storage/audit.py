@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEvent, utcnow
@@ -75,16 +75,28 @@ def record(
 
 
 async def events_for_patient(
-    session: AsyncSession, ins: str, *, limit: int = 500
+    session: AsyncSession, ins: str, *, limit: int = 500, offset: int = 0
 ) -> Sequence[AuditEvent]:
-    """The most recent events touching one patient's data, newest first."""
+    """The events touching one patient's data, most recent first, ``offset`` skipped.
+
+    Most recent is last recorded: ``id`` grows as events are written (``at`` is stamped when
+    they are), and the ``patient_ins`` index holds each patient's events in ``id`` order, so a
+    page is read from the index without sorting the patient's whole history.
+    """
     stmt = (
         select(AuditEvent)
         .where(AuditEvent.patient_ins == ins)
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .order_by(AuditEvent.id.desc())
+        .offset(offset)
         .limit(limit)
     )
     return (await session.scalars(stmt)).all()
+
+
+async def count_for_patient(session: AsyncSession, ins: str) -> int:
+    """How many events touch one patient's data."""
+    stmt = select(func.count()).where(AuditEvent.patient_ins == ins)
+    return int(await session.scalar(stmt) or 0)
 
 
 async def recent_events(session: AsyncSession, *, limit: int = 100) -> Sequence[AuditEvent]:

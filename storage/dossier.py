@@ -12,12 +12,12 @@ laboratory re-sending the same result, files nothing new.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
@@ -29,7 +29,10 @@ Viewer = Literal["patient", "professional", "operator"]
 __all__ = [
     "FilingResult",
     "Provenance",
+    "TypeKey",
     "Viewer",
+    "count_documents",
+    "document_types",
     "file_documents",
     "get_document",
     "list_documents",
@@ -206,23 +209,76 @@ def _visible_to(viewer: Viewer) -> list[ColumnElement[bool]]:
     return []
 
 
+TypeKey = tuple[str, str]  # (typeCode, its display name) as filed
+
+
+def _where(
+    patient_id: int, viewer: Viewer, include_superseded: bool, types: Collection[TypeKey] | None
+) -> list[ColumnElement[bool]]:
+    """The conditions selecting what ``list_documents`` and ``count_documents`` see."""
+    where = [DossierDocument.patient_id == patient_id, *_visible_to(viewer)]
+    if not include_superseded:
+        where.append(DossierDocument.superseded_by_id.is_(None))
+    if types is not None:
+        where.append(
+            or_(
+                false(),
+                *(
+                    and_(DossierDocument.type_code == code, DossierDocument.type_display == shown)
+                    for code, shown in types
+                ),
+            )
+        )
+    return where
+
+
 async def list_documents(
     session: AsyncSession,
     patient_id: int,
     *,
     viewer: Viewer,
     include_superseded: bool = True,
+    types: Collection[TypeKey] | None = None,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> list[DossierDocument]:
-    """The documents ``viewer`` may see, newest first (by document date, then filing)."""
-    stmt = select(DossierDocument).where(
-        DossierDocument.patient_id == patient_id, *_visible_to(viewer)
+    """The documents ``viewer`` may see, newest first (by document date, then filing), or
+    one page of them; ``types`` keeps only those (typeCode, display) pairs."""
+    stmt = (
+        select(DossierDocument)
+        .where(*_where(patient_id, viewer, include_superseded, types))
+        .order_by(
+            func.coalesce(DossierDocument.creation_time, DossierDocument.filed_at).desc(),
+            DossierDocument.filed_at.desc(),
+            DossierDocument.id.desc(),
+        )
+        .offset(offset)
+        .limit(limit)
     )
-    if not include_superseded:
-        stmt = stmt.where(DossierDocument.superseded_by_id.is_(None))
-    stmt = stmt.order_by(DossierDocument.filed_at.desc(), DossierDocument.id.desc())
-    rows = list((await session.scalars(stmt)).all())
-    rows.sort(key=lambda d: d.creation_time or d.filed_at, reverse=True)
-    return rows
+    return list((await session.scalars(stmt)).all())
+
+
+async def count_documents(
+    session: AsyncSession,
+    patient_id: int,
+    *,
+    viewer: Viewer,
+    include_superseded: bool = True,
+    types: Collection[TypeKey] | None = None,
+) -> int:
+    """How many documents ``list_documents`` lists without a limit."""
+    stmt = select(func.count()).where(*_where(patient_id, viewer, include_superseded, types))
+    return int(await session.scalar(stmt) or 0)
+
+
+async def document_types(session: AsyncSession, patient_id: int, *, viewer: Viewer) -> set[TypeKey]:
+    """The (typeCode, display) pairs among the documents ``viewer`` may see."""
+    rows = await session.execute(
+        select(DossierDocument.type_code, DossierDocument.type_display)
+        .where(*_where(patient_id, viewer, True, None))
+        .distinct()
+    )
+    return {(code, shown) for code, shown in rows.all()}
 
 
 async def get_document(

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, dossier
 from storage.blobs import BlobStore
@@ -38,7 +39,9 @@ from storage.models import (
 )
 
 __all__ = [
+    "AccessPage",
     "Contact",
+    "DocumentPage",
     "FolderPage",
     "ListedMessage",
     "OwedNotification",
@@ -69,6 +72,18 @@ class FolderPage:
     messages: list[ListedMessage]
     total: int
     unseen: int
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    documents: list[DossierDocument]
+    total: int  # documents matching, on every page
+
+
+@dataclass(frozen=True)
+class AccessPage:
+    events: list[AuditEvent]
+    total: int  # events recorded, on every page
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,14 @@ class OwedNotification:
     patient_id: int
     personal_email: str
     up_to: int  # the highest INBOX message row id it covers
+
+
+class _Unchanged(Exception):
+    """A write that turned out to change nothing: its transaction is rolled back."""
+
+    def __init__(self, flags: frozenset[str]) -> None:
+        super().__init__()
+        self.flags = flags
 
 
 def _listed(m: Message) -> ListedMessage:
@@ -177,7 +200,7 @@ class WebmailStore:
     ) -> StoredMessage | None:
         """One of the patient's messages with its bytes, the access audited (mssante.md §7);
         another account's message is absent, and the attempt is audited too."""
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             row = (
                 await s.execute(
                     select(Message, Folder.name)
@@ -222,37 +245,48 @@ class WebmailStore:
     async def add_flags(self, folder_id: int, uid: int, flags: Sequence[str]) -> frozenset[str]:
         """Add flags to one message (RFC 3501 §6.4.6 +FLAGS); returns the flags it had.
 
-        The folder's MODSEQ is taken first: its row lock serialises writers of the folder,
-        so a test-and-set such as ``$MDNSent`` (RFC 3503) happens once.
+        When the message has them all already (a message read again), nothing is written.
+        Otherwise, in a write turn, the folder's MODSEQ is taken first: its row lock
+        serialises writers of the folder, so a test-and-set such as ``$MDNSent`` (RFC 3503)
+        happens once (the flags are read again under that lock).
         """
         async with self.db.session() as s:
-            modseq = await s.scalar(
-                update(Folder)
-                .where(Folder.id == folder_id)
-                .values(highestmodseq=Folder.highestmodseq + 1)
-                .returning(Folder.highestmodseq)
-            )
-            text = await s.scalar(
-                select(Message.flags).where(Message.folder_id == folder_id, Message.uid == uid)
-            )
-            before = frozenset((text or "").split())
-            after = before | set(flags)
-            if text is None or after == before:
-                await s.rollback()  # nothing changes: HIGHESTMODSEQ stays
-                return before
-            await s.execute(
-                update(Message)
-                .where(Message.folder_id == folder_id, Message.uid == uid)
-                .values(flags=" ".join(sorted(after)), modseq=modseq)
-            )
-            await s.commit()
+            before = await self._flags(s, folder_id, uid)
+        if before is None or before.issuperset(flags):
+            return before or frozenset()
+        try:
+            async with self.db.write() as s:
+                modseq = await s.scalar(
+                    update(Folder)
+                    .where(Folder.id == folder_id)
+                    .values(highestmodseq=Folder.highestmodseq + 1)
+                    .returning(Folder.highestmodseq)
+                )
+                before = await self._flags(s, folder_id, uid)
+                if before is None or before.issuperset(flags):
+                    raise _Unchanged(before or frozenset())  # HIGHESTMODSEQ stays
+                await s.execute(
+                    update(Message)
+                    .where(Message.folder_id == folder_id, Message.uid == uid)
+                    .values(flags=" ".join(sorted(before | set(flags))), modseq=modseq)
+                )
+        except _Unchanged as unchanged:
+            return unchanged.flags
         self._changed(folder_id)
         return before
+
+    @staticmethod
+    async def _flags(s: AsyncSession, folder_id: int, uid: int) -> frozenset[str] | None:
+        """The flags of one message, or None when it is gone."""
+        text = await s.scalar(
+            select(Message.flags).where(Message.folder_id == folder_id, Message.uid == uid)
+        )
+        return None if text is None else frozenset(text.split())
 
     async def save_sent(self, account_id: int, data: bytes, *, actor: audit.Actor, ins: str) -> int:
         """Keep a sent message in the patient's Sent folder (issue #6 "Envoyés"), seen."""
         ref, meta = await asyncio.to_thread(lambda: (self.blobs.put(data), parse_metadata(data)))
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             folder_id = await s.scalar(
                 select(Folder.id).where(Folder.account_id == account_id, Folder.name == SENT)
             )
@@ -339,14 +373,31 @@ class WebmailStore:
 
     # --- dossier ---------------------------------------------------------------------------
 
-    async def documents(self, patient_id: int) -> list[DossierDocument]:
+    async def document_types(self, patient_id: int) -> set[dossier.TypeKey]:
+        """The (typeCode, display) pairs of the documents the patient sees."""
         async with self.db.session() as s:
-            return await dossier.list_documents(s, patient_id, viewer="patient")
+            return await dossier.document_types(s, patient_id, viewer="patient")
+
+    async def documents(
+        self,
+        patient_id: int,
+        *,
+        types: Collection[dossier.TypeKey] | None = None,
+        offset: int,
+        limit: int,
+    ) -> DocumentPage:
+        """One page of the documents the patient sees (of ``types`` only), newest first."""
+        async with self.db.session() as s:
+            total = await dossier.count_documents(s, patient_id, viewer="patient", types=types)
+            rows = await dossier.list_documents(
+                s, patient_id, viewer="patient", types=types, offset=offset, limit=limit
+            )
+        return DocumentPage(rows, total)
 
     async def document(
         self, patient_id: int, document_id: int, *, actor: audit.Actor, ins: str, purpose: str
     ) -> DossierDocument | None:
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             return await dossier.get_document(
                 s,
                 patient_id,
@@ -363,7 +414,7 @@ class WebmailStore:
     async def set_hidden(
         self, patient_id: int, document_id: int, hidden: bool, *, actor: audit.Actor, ins: str
     ) -> bool:
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             doc = await dossier.set_hidden(s, patient_id, document_id, hidden, actor=actor, ins=ins)
             return doc is not None
 
@@ -392,7 +443,7 @@ class WebmailStore:
         """File one attachment the patient chose (storage.dossier.file_documents); False when
         it was already there."""
         ref = await asyncio.to_thread(self.blobs.put, content)
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             await record_blob(s, ref)
             result = await dossier.file_documents(
                 s, patient_id, [(document, ref, None)], provenance, now
@@ -411,7 +462,7 @@ class WebmailStore:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """An audit event on its own (a read receipt sent, or refused, for a message)."""
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             audit.record(
                 s,
                 actor,
@@ -422,9 +473,12 @@ class WebmailStore:
                 detail=detail,
             )
 
-    async def access_log(self, ins: str, *, limit: int = 500) -> Sequence[AuditEvent]:
+    async def access_log(self, ins: str, *, offset: int, limit: int) -> AccessPage:
+        """One page of the events touching the patient's data, most recent first."""
         async with self.db.session() as s:
-            return await audit.events_for_patient(s, ins, limit=limit)
+            total = await audit.count_for_patient(s, ins)
+            events = await audit.events_for_patient(s, ins, offset=offset, limit=limit)
+        return AccessPage(list(events), total)
 
     # --- new-message notifications (mssante.md §4) -----------------------------------------
 
@@ -477,7 +531,7 @@ class WebmailStore:
         return owed
 
     async def notified(self, patient_id: int, up_to: int, now: datetime) -> None:
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             row = await s.get(PatientNotification, patient_id)
             if row is None:
                 return
@@ -489,7 +543,7 @@ class WebmailStore:
         self, patient_id: int, error: str, now: datetime, *, initial: float, maximum: float
     ) -> None:
         """A failed send: retried after a doubling delay (``initial`` up to ``maximum`` s)."""
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             row = await s.get(PatientNotification, patient_id)
             if row is None:
                 return

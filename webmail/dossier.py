@@ -14,11 +14,13 @@ from starlette.routing import Route
 
 from directory.webauth import WebIdentity
 from storage import dossier
-from storage.models import DossierDocument
+from storage.models import AuditEvent, DossierDocument
+from storage.webmail_store import Party
 from webmail.context import webmail_of
 from webmail.http import login_required, not_found, page, redirect
 from webmail.labels import action_label, document_type_label, method_label
 from webmail.mailbox import actor_of, party_for
+from webmail.paging import requested_pager
 from webmail.reading import attachment_payload, content_disposition, read_message, safe_filename
 
 __all__ = ["routes"]
@@ -72,12 +74,10 @@ class DocumentItem:
 
 
 async def _items(
-    request: Request, who: WebIdentity, docs: list[DossierDocument] | None = None
+    request: Request, who: WebIdentity, docs: list[DossierDocument]
 ) -> list[DocumentItem]:
-    """The patient's documents (or just ``docs``) with their labels, source and author."""
+    """The patient's ``docs`` with their labels, source and author."""
     store = webmail_of(request).store
-    if docs is None:
-        docs = await store.documents(who.account_id)
     refs = {(d.source_folder_id, d.source_uid) for d in docs if d.source_folder_id and d.source_uid}
     ids = await store.message_ids(who.account_id, refs)
     parties = await store.parties(d.sender for d in docs if not d.author_name and d.sender)
@@ -93,21 +93,43 @@ async def _items(
     ]
 
 
+def _types_by_label(types: set[dossier.TypeKey]) -> dict[str, set[dossier.TypeKey]]:
+    """The document types as the patient reads them: several codes may share a label."""
+    labels: dict[str, set[dossier.TypeKey]] = {}
+    for code, shown in types:
+        labels.setdefault(document_type_label(code, shown), set()).add((code, shown))
+    return labels
+
+
 async def documents(request: Request, who: WebIdentity) -> Response:
-    items = await _items(request, who)
-    types = sorted({i.type_label for i in items})
+    """The dossier by date, newest first, a page at a time, of one type when one is chosen."""
+    webmail = webmail_of(request)
+    labels = _types_by_label(await webmail.store.document_types(who.account_id))
     chosen = request.query_params.get("type", "")
-    shown = [i for i in items if not chosen or i.type_label == chosen]
+    pager = requested_pager(
+        request, webmail.settings.page_size, (("type", chosen),) if chosen else ()
+    )
+    if pager is None:
+        return not_found(request, who)
+    found = await webmail.store.documents(
+        who.account_id,
+        types=labels.get(chosen, set()) if chosen else None,
+        offset=pager.offset,
+        limit=pager.size,
+    )
+    pager = pager.counted(found.total)
+    if not pager.exists:
+        return not_found(request, who)
     return page(
         request,
         "dossier.html",
         who,
         title="Mon dossier",
         section="dossier",
-        items=shown,
-        types=types,
+        items=await _items(request, who, found.documents),
+        types=sorted(labels),
         chosen=chosen,
-        total=len(items),
+        pager=pager,
     )
 
 
@@ -243,25 +265,37 @@ class AccessRow:
 
 async def access_log(request: Request, who: WebIdentity) -> Response:
     """Issue #6 item 6: who accessed the patient's messages and documents, when, and how
-    they proved who they were (storage.audit)."""
-    store = webmail_of(request).store
-    events = await store.access_log(who.ins)
-    parties = await store.parties(e.actor for e in events if "@" in e.actor)
-    rows = []
-    for e in events:
-        party = party_for(parties, e.actor, "") if "@" in e.actor else None
-        rows.append(
-            AccessRow(
-                at=e.at,
-                who="Vous" if e.actor == who.address else (party.name if party else e.actor),
-                organisation=party.organisation if party and e.actor != who.address else "",
-                what=action_label(e.action),
-                how=method_label(e.auth_method),
-                yourself=e.actor == who.address,
-            )
-        )
+    they proved who they were (storage.audit), every access, a page at a time."""
+    webmail = webmail_of(request)
+    pager = requested_pager(request, webmail.settings.page_size)
+    if pager is None:
+        return not_found(request, who)
+    found = await webmail.store.access_log(who.ins, offset=pager.offset, limit=pager.size)
+    pager = pager.counted(found.total)
+    if not pager.exists:
+        return not_found(request, who)
+    parties = await webmail.store.parties(e.actor for e in found.events if "@" in e.actor)
     return page(
-        request, "access.html", who, title="Qui a accédé à mes données", section="acces", rows=rows
+        request,
+        "access.html",
+        who,
+        title="Qui a accédé à mes données",
+        section="acces",
+        rows=[_access_row(e, parties, who) for e in found.events],
+        pager=pager,
+    )
+
+
+def _access_row(event: AuditEvent, parties: dict[str, Party], who: WebIdentity) -> AccessRow:
+    yourself = event.actor == who.address
+    party = party_for(parties, event.actor, "") if "@" in event.actor else None
+    return AccessRow(
+        at=event.at,
+        who="Vous" if yourself else (party.name if party else event.actor),
+        organisation=party.organisation if party and not yourself else "",
+        what=action_label(event.action),
+        how=method_label(event.auth_method),
+        yourself=yourself,
     )
 
 

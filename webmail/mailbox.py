@@ -23,6 +23,7 @@ from storage.webmail_store import INBOX, SENT, Contact, Party, StoredMessage
 from webmail.context import Webmail, webmail_of
 from webmail.http import client_address, login_required, not_found, page, redirect
 from webmail.outgoing import build_mdn, build_message
+from webmail.paging import requested_pager
 from webmail.reading import (
     ReadMessage,
     attachment_payload,
@@ -73,12 +74,13 @@ class ListItem:
 
 async def _folder(request: Request, who: WebIdentity, folder: str) -> Response:
     webmail = webmail_of(request)
-    size = webmail.settings.page_size
-    try:
-        number = max(1, min(10_000, int(request.query_params.get("page", "1"))))
-    except ValueError:
-        number = 1
-    found = await webmail.store.page(who.account_id, folder, offset=(number - 1) * size, limit=size)
+    pager = requested_pager(request, webmail.settings.page_size)
+    if pager is None:
+        return not_found(request, who)
+    found = await webmail.store.page(who.account_id, folder, offset=pager.offset, limit=pager.size)
+    pager = pager.counted(found.total)
+    if not pager.exists:
+        return not_found(request, who)
     people = [
         envelope_from(m.envelope) if folder == INBOX else (envelope_to(m.envelope) or [("", "")])[0]
         for m in found.messages
@@ -95,7 +97,6 @@ async def _folder(request: Request, who: WebIdentity, folder: str) -> Response:
         )
         for m, (name, address) in zip(found.messages, people, strict=True)
     ]
-    pages = max(1, -(-found.total // size))
     inbox = folder == INBOX
     return page(
         request,
@@ -107,8 +108,7 @@ async def _folder(request: Request, who: WebIdentity, folder: str) -> Response:
         items=items,
         total=found.total,
         unseen=found.unseen,
-        number=number,
-        pages=pages,
+        pager=pager,
         sent=request.query_params.get("envoye") == "1",
     )
 

@@ -157,3 +157,30 @@ async def test_every_read_and_refused_read_is_audited(db: Database) -> None:
     assert ("document.read", pro.name) in actions
     assert ("document.refused", me.name) in actions
     assert sum(1 for a, _ in actions if a == "document.refused") == 2
+
+
+async def test_documents_by_date_a_page_at_a_time_and_by_type(db: Database) -> None:
+    """Newest first by document date, the filing date standing in for a missing one."""
+    patient_id, inbox = await _setup(db)
+    dated = [Doc(f"9.{day}", creation_time=NOW.replace(day=day)) for day in (3, 9, 5, 1)]
+    imaging = Doc("9.undated", creation_time=None, type_code="18748-4", type_display="Imagerie")
+    await _file(db, patient_id, inbox, *dated, imaging)  # filed at NOW, the 23rd
+    newest_first = ["9.undated", "9.9", "9.5", "9.3", "9.1"]
+    async with db.session() as s:
+        pages = [
+            [
+                d.unique_id
+                for d in await dossier.list_documents(
+                    s, patient_id, viewer="patient", offset=offset, limit=2
+                )
+            ]
+            for offset in (0, 2, 4, 6)
+        ]
+        assert pages == [newest_first[:2], newest_first[2:4], newest_first[4:], []]
+        assert await dossier.count_documents(s, patient_id, viewer="patient") == 5
+        types = await dossier.document_types(s, patient_id, viewer="patient")
+        assert types == {("11502-2", "CR d'examens biologiques"), ("18748-4", "Imagerie")}
+        labs = {("11502-2", "CR d'examens biologiques")}
+        listed = await dossier.list_documents(s, patient_id, viewer="patient", types=labs)
+        assert [d.unique_id for d in listed] == newest_first[1:]
+        assert await dossier.count_documents(s, patient_id, viewer="patient", types=set()) == 0

@@ -1,5 +1,5 @@
 """Pure pieces of the webmail: TOTP (RFC 6238 test vectors), the HTML sanitiser, reading
-stored messages, the read receipt (RFC 8098) and file names."""
+stored messages, the read receipt (RFC 8098), file names and the pages of long lists."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from directory import otp
 from webmail.outgoing import build_mdn, build_message
+from webmail.paging import Pager
 from webmail.reading import (
     content_disposition,
     display_subject,
@@ -187,3 +188,11 @@ def test_patient_message_is_utf8_text_with_threading() -> None:
     assert m["Subject"] == "Re: Résultats" and m["In-Reply-To"] == "<1@demo>"
     assert m.get_content_charset() == "utf-8" and m["X-MSS-NIL"]
     assert m.get_content().rstrip() == "Merci, à jeudi."
+
+
+def test_pager_counts_pages_and_its_links_keep_the_filter() -> None:
+    pager = Pager(2, 50, keep=(("type", "CR d'imagerie"),)).counted(120)
+    assert (pager.pages, pager.offset, pager.exists) == (3, 50, True)
+    assert pager.href(3) == "?type=CR+d%27imagerie&page=3"
+    assert Pager(1, 50).counted(0).exists  # an empty list still has its first page
+    assert not Pager(4, 50).counted(120).exists
