@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,53 +23,37 @@ class Actor:
     remote_address: str = ""
 
 
-def event_values(
-    actor: Actor,
-    action: str,
-    *,
-    object_type: str = "",
-    object_id: str = "",
-    patient_ins: str | None = None,
-    detail: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> dict[str, Any]:
+class EventFields(TypedDict, total=False):
+    """What an event may say besides who did what (all optional)."""
+
+    object_type: str
+    object_id: str
+    patient_ins: str | None  # the patient whose data it touches (the access log's key)
+    detail: dict[str, Any] | None
+    at: datetime | None  # default: now
+
+
+def event_values(actor: Actor, action: str, **fields: Unpack[EventFields]) -> dict[str, Any]:
     """The columns of one audit event (for `record`, or a bulk insert of many)."""
+    detail = fields.get("detail")
     return {
-        "at": at or utcnow(),
+        "at": fields.get("at") or utcnow(),
         "actor": actor.name,
         "auth_method": actor.auth_method,
         "remote_address": actor.remote_address,
         "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "patient_ins": patient_ins,
+        "object_type": fields.get("object_type", ""),
+        "object_id": fields.get("object_id", ""),
+        "patient_ins": fields.get("patient_ins"),
         "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else "",
     }
 
 
 def record(
-    session: AsyncSession,
-    actor: Actor,
-    action: str,
-    *,
-    object_type: str = "",
-    object_id: str = "",
-    patient_ins: str | None = None,
-    detail: dict[str, Any] | None = None,
-    at: datetime | None = None,
+    session: AsyncSession, actor: Actor, action: str, **fields: Unpack[EventFields]
 ) -> AuditEvent:
     """Add an audit event to the session; it is committed with the caller's transaction."""
-    event = AuditEvent(
-        **event_values(
-            actor,
-            action,
-            object_type=object_type,
-            object_id=object_id,
-            patient_ins=patient_ins,
-            detail=detail,
-            at=at,
-        )
-    )
+    event = AuditEvent(**event_values(actor, action, **fields))
     session.add(event)
     return event
 
