@@ -12,9 +12,11 @@ from storage.mailstore import MailStore
 
 __all__ = ["CommandError", "ImapServices", "ImapSettings"]
 
-#: RFC 3501 §5.4: an authenticated client may stay idle at least 30 minutes.
+#: RFC 3501 §5.4: an authenticated client may stay idle at least 30 minutes (the default of
+#: ``[limits] imap_idle_timeout``, mailserver/config.py, which refuses less).
 AUTHENTICATED_TIMEOUT: Final = 30 * 60.0
-#: Before login nothing is owed to the client: a short timeout frees the connection.
+#: Before login nothing is owed to the client: a short timeout frees the connection
+#: (``[limits] imap_login_timeout``).
 LOGIN_TIMEOUT: Final = 60.0
 
 

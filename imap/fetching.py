@@ -19,6 +19,7 @@ from imap.sections import apply_partial, section_content
 from storage.mime import PartSpan, body_without_extensions, meta_from_json, parse_metadata
 
 if TYPE_CHECKING:
+    from imap.selected import SelectedMailbox
     from imap.session import Session
 
 __all__ = ["fetch"]
@@ -98,14 +99,14 @@ def _columns(attrs: tuple[FetchAttribute, ...]) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-def _item(attr: FetchAttribute, m: _Message) -> bytes:
+def _item(attr: FetchAttribute, m: _Message, sel: SelectedMailbox) -> bytes:
     row = m.row
     if isinstance(attr, FetchItem):
         name = attr.name
         if name == "UID":
             return b"UID %d" % row.uid
         if name == "FLAGS":
-            return b"FLAGS " + flag_list(row.flags.split())
+            return b"FLAGS " + flag_list(sel.flags_of(row.uid, row.flags))
         if name == "MODSEQ":
             return b"MODSEQ (%d)" % row.modseq
         if name == "INTERNALDATE":
@@ -227,6 +228,8 @@ async def _send(
     content: bool,
 ) -> None:
     store = session.services.store
+    sel = session.selected
+    assert sel is not None
     if attrs in ((_UID, _FLAGS), (_FLAGS, _UID)):
         # The resync every client does (UID FETCH 1:* (UID FLAGS)): one format, written in
         # batches (issue #5: 100,000 messages in under a second).
@@ -236,7 +239,8 @@ async def _send(
                 session.write(b"".join(batch))  # the FLAGS response goes before this FETCH
                 batch.clear()
                 session.announce_keywords(flags)
-            batch.append(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, flags.encode()))
+            shown = f"\\Recent {flags}".rstrip() if uid in sel.recent else flags
+            batch.append(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, shown.encode()))
             if len(batch) >= 4096:
                 session.write(b"".join(batch))
                 batch.clear()
@@ -249,7 +253,7 @@ async def _send(
             m.data = await store.read_blob(row.blob_sha256)
         if _FLAGS in attrs:
             session.announce_keywords(row.flags)
-        items = b" ".join(_item(a, m) for a in attrs)
+        items = b" ".join(_item(a, m, sel) for a in attrs)
         session.write(b"* %d FETCH (" % seq + items + b")\r\n")
         await session.flush_if_large()
 

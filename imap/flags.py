@@ -45,7 +45,7 @@ async def store(session: Session, command: Command) -> str:
             items.append(f"UID {uid}")
         if not args.silent:
             session.announce_keywords(flags)
-            items.append("FLAGS " + flag_list(flags.split()).decode())
+            items.append("FLAGS " + flag_list(sel.flags_of(uid, flags)).decode())
         if session.condstore and (not args.silent or uid in result.changed):
             # RFC 7162 §3.1.3: the new MODSEQ, even with .SILENT.
             items.append(f"MODSEQ ({modseq})")

@@ -15,6 +15,7 @@ from imap.arguments import (
     Command,
     CreateArgs,
     ListArgs,
+    ListSelectOptions,
     LsubArgs,
     MailboxArgs,
     QuotaRootArgs,
@@ -25,6 +26,7 @@ from imap.arguments import (
 from imap.context import CommandError
 from imap.responses import MAILBOX_FLAGS, flag_list, mailbox_name, sequence_text, string
 from imap.selected import SelectedMailbox
+from imap.utf7 import UndecodableName
 from storage.mailstore import DELIMITER, FolderInfo, FolderStatus
 
 if TYPE_CHECKING:
@@ -50,8 +52,16 @@ _BAD_NAME: Final = re.compile(r"[%*\x00-\x1f\x7f]")
 _MAX_NAME: Final = 500  # folders.name
 
 
+def _check_encoding(name: str) -> None:
+    """RFC 3501 §5.1.3: a name given to a folder is valid modified UTF-7 (else it would not
+    come back on the wire as it was sent)."""
+    if isinstance(name, UndecodableName):
+        raise CommandError(f"invalid mailbox name {name}: {name.reason}", code="CANNOT")
+
+
 def _check_name(name: str) -> None:
     """A name a client may create (RFC 3501 §5.1: no wildcards; no empty level)."""
+    _check_encoding(name)
     levels = name.split(DELIMITER)
     if not name or _BAD_NAME.search(name) or any(not level for level in levels):
         raise CommandError(f"invalid mailbox name {name!r}", code="CANNOT")
@@ -82,7 +92,8 @@ async def select(session: Session, command: Command) -> str:
         session.untagged("OK [CLOSED] previous mailbox closed")  # RFC 7162 §3.2.11
     store = session.services.store
     folder = await _folder(session, args.mailbox)
-    snapshot = await store.snapshot(folder.id)
+    # RFC 3501 §2.3.2: SELECT claims the recent messages, EXAMINE leaves them to others.
+    snapshot = await store.snapshot(folder.id, claim_recent=not readonly)
     selected = SelectedMailbox(folder.name, snapshot, readonly)
     if args.condstore:
         session.condstore = True
@@ -90,7 +101,7 @@ async def select(session: Session, command: Command) -> str:
     permanent = "()" if readonly else flag_list((*SYSTEM_FLAGS, "\\*")).decode()
     session.untagged(f"OK [PERMANENTFLAGS {permanent}] flags permitted")
     session.untagged(f"{selected.exists} EXISTS")
-    session.untagged("0 RECENT")
+    session.untagged(f"{len(selected.recent)} RECENT")
     if snapshot.first_unseen_uid is not None:
         first = selected.seq_of(snapshot.first_unseen_uid)
         if first is not None:
@@ -130,7 +141,7 @@ async def _qresync(session: Session, selected: SelectedMailbox, args: SelectArgs
         seq = selected.seq_of(row.uid)
         if seq is not None:
             session.announce_keywords(row.flags)
-            flags = flag_list(row.flags.split()).decode()
+            flags = flag_list(selected.flags_of(row.uid, row.flags)).decode()
             session.untagged(f"{seq} FETCH (UID {row.uid} FLAGS {flags} MODSEQ ({row.modseq}))")
 
 
@@ -141,6 +152,7 @@ async def create(session: Session, command: Command) -> str:
     """RFC 3501 §6.3.3, RFC 6154 §3 USE."""
     args = command.args
     assert isinstance(args, CreateArgs)
+    _check_encoding(args.mailbox)
     name = args.mailbox.removesuffix(DELIMITER)
     if name == "INBOX":
         raise CommandError("INBOX already exists", code="ALREADYEXISTS")
@@ -174,10 +186,13 @@ async def rename(session: Session, command: Command) -> str:
 
 
 async def subscribe(session: Session, command: Command) -> str:
-    """RFC 3501 §6.3.6-7 (UNSUBSCRIBE too: ``command.name`` says which)."""
+    """RFC 3501 §6.3.6-7 (UNSUBSCRIBE too: ``command.name`` says which). The list holds
+    names: one that does not exist may be subscribed, and stays when its folder is deleted."""
     args = command.args
     assert isinstance(args, MailboxArgs)
     wanted = command.name == "SUBSCRIBE"
+    if wanted:
+        _check_name(args.mailbox)  # a name that could exist (no wildcard, no empty level)
     await session.services.store.subscribe(session.account_id, args.mailbox, wanted)
     return f"{command.name} completed"
 
@@ -203,6 +218,19 @@ def _matches(patterns: list[re.Pattern[str]], name: str) -> bool:
     return any(p.fullmatch(name) or (name == "INBOX" and p.fullmatch("inbox")) for p in patterns)
 
 
+def _superiors(name: str) -> list[str]:
+    parts = name.split(DELIMITER)
+    return [DELIMITER.join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _hidden_parents(patterns: list[re.Pattern[str]], subscribed: Iterable[str]) -> set[str]:
+    """Superiors of the subscribed names the patterns do not match: RFC 3501 §6.3.9 (LSUB
+    ``%`` shows them ``\\Noselect``) and RFC 5258 §3.5 (CHILDINFO with RECURSIVEMATCH)."""
+    return {
+        parent for name in subscribed if not _matches(patterns, name) for parent in _superiors(name)
+    }
+
+
 def _attributes(
     folder: FolderInfo | None, has_children: bool, extended: bool, subscribed: bool
 ) -> list[str]:
@@ -223,12 +251,18 @@ def _tree(folders: Iterable[FolderInfo]) -> tuple[dict[str, FolderInfo], set[str
     names = set(by_name)
     parents: set[str] = set()
     for name in by_name:
-        parts = name.split(DELIMITER)
-        for i in range(1, len(parts)):
-            parent = DELIMITER.join(parts[:i])
+        for parent in _superiors(name):
             names.add(parent)
             parents.add(parent)
     return by_name, names, parents
+
+
+def _meets(select: ListSelectOptions, folder: FolderInfo | None, subscribed: bool) -> bool:
+    """RFC 5258 §3.1 selection options (RFC 6154 §3 SPECIAL-USE); REMOTE selects nothing
+    more here (no remote mailboxes)."""
+    if select.subscribed and not subscribed:
+        return False
+    return not (select.special_use and (folder is None or not folder.special_use))
 
 
 async def list_(session: Session, command: Command) -> str:
@@ -239,31 +273,37 @@ async def list_(session: Session, command: Command) -> str:
         # RFC 3501 §6.3.8: the delimiter and the root.
         session.untagged(f'LIST (\\Noselect) "{DELIMITER}" ""')
         return "LIST completed"
-    folders = await session.services.store.folders(session.account_id)
+    store = session.services.store
+    folders = await store.folders(session.account_id)
     by_name, names, parents = _tree(folders)
     patterns = [_pattern(args.reference, p) for p in args.patterns if p]
     select, returns = args.select, args.returns
+    wants_subscriptions = select.subscribed or returns.subscribed
+    subscribed = await store.subscriptions(session.account_id) if wants_subscriptions else set()
+    if select.subscribed:
+        names |= subscribed  # RFC 5258 §3.1: a subscribed name is listed even if it is gone
+    # RFC 5258 §3.5: with RECURSIVEMATCH, a name that is not subscribed but has a subscribed
+    # descendant the patterns leave out is listed with CHILDINFO ("SUBSCRIBED").
+    hidden = _hidden_parents(patterns, subscribed) if select.recursive_match else set()
     shown: list[tuple[str, FolderInfo | None]] = []
     for name in sorted(names, key=lambda n: (n != "INBOX", n)):
         folder = by_name.get(name)
         if not _matches(patterns, name):
             continue
-        if select.subscribed and (folder is None or not folder.subscribed):
+        meets = _meets(select, folder, name in subscribed)
+        childinfo = not meets and select.subscribed and name in hidden
+        if not meets and not childinfo:
             continue
-        if select.special_use and (folder is None or not folder.special_use):
-            continue
-        subscribed = folder is not None and folder.subscribed
-        mark = (select.subscribed or returns.subscribed) and subscribed
-        attrs = _attributes(folder, name in parents, args.extended, mark)
-        session.untagged(
-            f'LIST ({" ".join(attrs)}) "{DELIMITER}" ' + mailbox_name(name).decode("utf-8")
-        )
+        attrs = _attributes(folder, name in parents, args.extended, name in subscribed)
+        extra = ' ("CHILDINFO" ("SUBSCRIBED"))' if childinfo else ""
+        line = f'LIST ({" ".join(attrs)}) "{DELIMITER}" ' + mailbox_name(name).decode("utf-8")
+        session.untagged(line + extra)
         shown.append((name, folder))
     if returns.status is not None:
         if "HIGHESTMODSEQ" in returns.status:
             session.enable_condstore()
         ids = [f.id for _, f in shown if f is not None]
-        found = await session.services.store.status(ids)
+        found = await store.status(ids)
         for name, folder in shown:
             if folder is not None and folder.id in found:
                 _status_line(session, name, returns.status, found[folder.id])
@@ -271,18 +311,28 @@ async def list_(session: Session, command: Command) -> str:
 
 
 async def lsub(session: Session, command: Command) -> str:
-    """RFC 3501 §6.3.9."""
+    """RFC 3501 §6.3.9: the subscribed names the pattern matches (``\\Noselect`` when no
+    folder has the name), and with ``%`` the unsubscribed superiors of subscribed names the
+    pattern leaves out, as ``\\Noselect``."""
     args = command.args
     assert isinstance(args, LsubArgs)
-    folders = await session.services.store.folders(session.account_id)
-    _, _, parents = _tree(folders)
+    store = session.services.store
+    by_name, _, parents = _tree(await store.folders(session.account_id))
+    subscribed = await store.subscriptions(session.account_id)
     patterns = [_pattern(args.reference, args.pattern)]
-    for folder in folders:
-        if folder.subscribed and _matches(patterns, folder.name):
-            attrs = "\\HasChildren" if folder.name in parents else "\\HasNoChildren"
-            session.untagged(
-                f'LSUB ({attrs}) "{DELIMITER}" ' + mailbox_name(folder.name).decode("utf-8")
-            )
+    listed = {name for name in subscribed if _matches(patterns, name)}
+    placeholders = {
+        name
+        for name in _hidden_parents(patterns, subscribed)
+        if name not in subscribed and _matches(patterns, name)
+    }
+    for name in sorted(listed | placeholders, key=lambda n: (n != "INBOX", n)):
+        attrs = ["\\HasChildren" if name in parents else "\\HasNoChildren"]
+        if name in placeholders or name not in by_name:
+            attrs.insert(0, "\\Noselect")
+        session.untagged(
+            f'LSUB ({" ".join(attrs)}) "{DELIMITER}" ' + mailbox_name(name).decode("utf-8")
+        )
     return "LSUB completed"
 
 
@@ -292,7 +342,7 @@ async def lsub(session: Session, command: Command) -> str:
 def _status_line(session: Session, name: str, items: Iterable[str], st: FolderStatus) -> None:
     values = {
         "MESSAGES": st.messages,
-        "RECENT": 0,
+        "RECENT": st.recent,
         "UIDNEXT": st.uidnext,
         "UIDVALIDITY": st.uidvalidity,
         "UNSEEN": st.unseen,

@@ -50,11 +50,17 @@ async def search(session: Session, command: Command) -> str:
         rows = await store.rows(sel.folder_id, [(sel.uids[0], sel.max_uid)], sorted(columns))
         candidates = [Candidate(seq, row.uid, row) for seq, row in sel.numbered(rows)]
         exists, max_uid, saved = sel.exists, sel.max_uid, session.saved
-        load = store.blobs.get
+        load, recent = store.blobs.get, frozenset(sel.recent)
 
         def run() -> list[Candidate]:
             return evaluate(
-                args.criteria, candidates, exists=exists, max_uid=max_uid, load=load, saved=saved
+                args.criteria,
+                candidates,
+                exists=exists,
+                max_uid=max_uid,
+                load=load,
+                saved=saved,
+                recent=recent,
             )
 
         # Header and text keys read messages: in a thread, so other sessions go on.

@@ -8,7 +8,8 @@ through ``load`` (blocking: the handler runs the evaluation in a thread when the
 Choices: dates compare the UTC day of the internal date (the INTERNALDATE we show is UTC);
 the sent date is the date written in the Date header, its zone disregarded (RFC 3501
 §6.4.4); header and text matches are case-insensitive substring matches on the decoded text
-(RFC 2047 encoded-words, transfer encodings and charsets decoded); ``\\Recent`` is never set.
+(RFC 2047 encoded-words, transfer encodings and charsets decoded); ``\\Recent`` is the
+session's (RFC 3501 §2.3.2), given as the UIDs recent for it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage, Message
@@ -90,6 +91,7 @@ class _Context:
     max_uid: int
     saved: frozenset[int]
     load: Callable[[str], bytes]
+    recent: frozenset[int] = frozenset()
     sets: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
 
@@ -164,8 +166,8 @@ def _matches(key: SearchKey, c: Candidate, ctx: _Context) -> bool:
         case SearchAll():
             return True
         case SearchFlag(flag=flag, present=present):
-            if flag == "\\Recent":
-                return not present
+            if flag == "\\Recent":  # RECENT, OLD, NEW (RFC 3501 §6.4.4)
+                return (c.uid in ctx.recent) == present
             return (flag in c.flags) == present
         case SearchAnd(keys=keys):
             return all(_matches(k, c, ctx) for k in keys)
@@ -216,7 +218,9 @@ def evaluate(
     max_uid: int,
     load: Callable[[str], bytes],
     saved: Sequence[int] | None = None,
+    recent: Iterable[int] = (),
 ) -> list[Candidate]:
-    """The candidates matching ``key`` (in the given order)."""
-    ctx = _Context(exists, max_uid, frozenset(saved or ()), load)
+    """The candidates matching ``key`` (in the given order); ``recent``: the UIDs that are
+    ``\\Recent`` for the session."""
+    ctx = _Context(exists, max_uid, frozenset(saved or ()), load, frozenset(recent))
     return [c for c in candidates if _matches(key, c, ctx)]

@@ -10,6 +10,10 @@ message keeps its number (its data is gone: FETCH returns nothing for it).
 
 :meth:`SelectedMailbox.absorb` takes what changed in the store since the last MODSEQ seen
 (:class:`storage.mailstore.Changes`) and returns the updates to send; pure bookkeeping, no I/O.
+
+The session's ``\\Recent`` messages (RFC 3501 §2.3.2) are a set of UIDs: those claimed by its
+SELECT and, later, among the new messages it is told of (:meth:`SelectedMailbox.add_recent`);
+the flag is shown by :meth:`SelectedMailbox.flags_of`, never stored.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Updates:
     expunged_seqs: list[int] = field(default_factory=list)  # * n EXPUNGE, in order
     vanished: list[int] = field(default_factory=list)  # UIDs, for * VANISHED (QRESYNC)
     exists: int | None = None  # * n EXISTS
+    new_uids: list[int] = field(default_factory=list)  # the messages that EXISTS adds
     flags: list[tuple[int, int, str, int]] = field(default_factory=list)  # (seq, uid, flags, ms)
 
 
@@ -51,6 +56,7 @@ class SelectedMailbox:
         "name",
         "pending_expunge",
         "readonly",
+        "recent",
         "reported",
         "uids",
         "uidvalidity",
@@ -67,6 +73,7 @@ class SelectedMailbox:
         self.reported: dict[int, int] = {}  # uid -> MODSEQ already sent by our own command
         self.dirty = False  # the change bus says the store moved on
         self.keywords: set[str] = set()  # keywords listed in FLAGS so far (RFC 3501 §7.2.6)
+        self.recent: set[int] = set(snapshot.recent)  # \Recent for this session (§2.3.2)
 
     # -- numbers ---------------------------------------------------------------------------------
 
@@ -104,6 +111,17 @@ class SelectedMailbox:
                 raise BadSequence(f"message sequence number {hi} exceeds EXISTS ({self.exists})")
             out.append((uids[lo - 1], uids[hi - 1]))
         return out
+
+    def flags_of(self, uid: int, flags: str) -> list[str]:
+        """A message's flags as this session shows them: ``\\Recent`` first when it is one
+        of ours (RFC 3501 §2.3.2: a session flag, never stored nor storable)."""
+        stored = flags.split()
+        return ["\\Recent", *stored] if uid in self.recent else stored
+
+    def add_recent(self, new_uids: Iterable[int], mark: int) -> None:
+        """Of the new messages just told, those above ``mark`` (the recent mark this session
+        claimed, or read when read-only) are recent for this session."""
+        self.recent.update(uid for uid in new_uids if uid > mark)
 
     def known(self, uid: int) -> bool:
         return self.seq_of(uid) is not None
@@ -152,7 +170,8 @@ class SelectedMailbox:
                 ]
             self._drop(gone)
         if new:
-            self.uids.extend(sorted(set(new)))
+            updates.new_uids = sorted(set(new))
+            self.uids.extend(updates.new_uids)
             updates.exists = len(self.uids)
         for uid, flags, modseq in changed:
             seq = self.seq_of(uid)
@@ -169,3 +188,4 @@ class SelectedMailbox:
         drop = set(gone)
         self.uids = array("I", (u for u in self.uids if u not in drop))
         self.pending_expunge -= drop
+        self.recent -= drop

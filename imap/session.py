@@ -214,12 +214,24 @@ class Session:
         for seq in updates.expunged_seqs:
             self.untagged(f"{seq} EXPUNGE")
         if updates.exists is not None:
+            await self._claim_recent(sel, updates.new_uids)
             self.untagged(f"{updates.exists} EXISTS")
+            self.untagged(f"{len(sel.recent)} RECENT")  # RFC 3501 §7.3.2
         for seq, uid, flags, modseq in updates.flags:
             self.announce_keywords(flags)
             extra = f" MODSEQ ({modseq})" if self.condstore else ""
-            text = flag_list(flags.split()).decode("ascii")
+            text = flag_list(sel.flags_of(uid, flags)).decode("ascii")
             self.untagged(f"{seq} FETCH (UID {uid} FLAGS {text}{extra})")
+
+    async def _claim_recent(self, sel: SelectedMailbox, new_uids: list[int]) -> None:
+        """RFC 3501 §2.3.2: a read-write session told of new messages first is the one that
+        sees them \\Recent; a read-only one sees those nobody has claimed, claiming none."""
+        store = self.services.store
+        if sel.readonly:
+            mark = await store.recent_mark(sel.folder_id)
+        else:
+            mark = await store.claim_recent(sel.folder_id, sel.max_uid)
+        sel.add_recent(new_uids, mark)
 
     # -- input -----------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Final
 from imap.errors import ParseError
 from imap.framing import RawCommand, RawLiteral
 from imap.sequence import MAX_NUMBER, SEQUENCE_CHARS_RE, SequenceSet
-from imap.utf7 import decode_mailbox
+from imap.utf7 import UndecodableName, decode_mailbox
 
 __all__ = [
     "FIELD_NAME",
@@ -344,9 +344,12 @@ class Lexer:
             raise self.error(
                 f"invalid {what} '{show(wire)}': 8-bit characters (use modified UTF-7)"
             )
+        text = wire.decode("ascii")
         try:
-            return decode_mailbox(wire.decode("ascii"))
+            return decode_mailbox(text)
         except ValueError as exc:
+            if text.isprintable():  # an astring all the same (RFC 3501 §9): NO, not BAD
+                return UndecodableName(text, str(exc))
             raise self.error(f"invalid {what} '{show(wire)}': {exc}") from None
 
     def mailbox(self, what: str = "mailbox name") -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import binascii
 from base64 import b64decode, b64encode
 
-__all__ = ["decode_mailbox", "encode_mailbox"]
+__all__ = ["UndecodableName", "decode_mailbox", "encode_mailbox"]
 
 _B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,")
 
@@ -98,6 +98,21 @@ def _decode_run(b64: str, start: int) -> str:
             )
         chars.append(char)
     return "".join(chars)
+
+
+class UndecodableName(str):
+    """A name sent as printable ASCII that is not valid modified UTF-7 (``&'`` ...): still a
+    syntactically valid astring (RFC 3501 §9), so commands answer ``NO`` rather than ``BAD``.
+    The text is the wire form as sent: it names no folder (stored names were all decoded and
+    are re-encoded on the wire), matches no pattern, and a command that would give a folder
+    this name refuses it (``reason`` says why)."""
+
+    reason: str
+
+    def __new__(cls, wire: str, reason: str) -> UndecodableName:
+        name = super().__new__(cls, wire)
+        name.reason = reason
+        return name
 
 
 def decode_mailbox(wire: str) -> str:

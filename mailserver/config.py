@@ -105,6 +105,11 @@ class LimitsSection(_Section):
     auth_failures_per_account: int = Field(default=5, gt=0)
     command_timeout: float = Field(default=300.0, gt=0)  # RFC 5321 §4.5.3.2.7
     data_timeout: float = Field(default=600.0, gt=0)
+    # IMAP: idle seconds before * BYE, before login (short: nothing is owed to the client) and
+    # after (RFC 3501 §5.4: at least 30 minutes; it also bounds IDLE, which RFC 2177 §3 asks
+    # clients to re-issue every 29 minutes).
+    imap_login_timeout: float = Field(default=60.0, gt=0)
+    imap_idle_timeout: float = Field(default=1800.0, ge=1800)
     shutdown_grace: float = Field(default=30.0, ge=0)
 
 

@@ -33,6 +33,8 @@ def imap_settings(cfg: Config, name: str) -> ImapSettings:
         hostname=cfg.server.hostname,
         max_message_size=cfg.limits.max_message_size,
         connections_per_address=cfg.limits.connections_per_address,
+        login_timeout=cfg.limits.imap_login_timeout,
+        idle_timeout=cfg.limits.imap_idle_timeout,
     )
 
 

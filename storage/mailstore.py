@@ -16,7 +16,13 @@ Conventions shared with the door:
   ``changes_since(modseq)`` is then all a session needs to catch up (new messages, flag
   changes, expunges) and what QRESYNC's VANISHED (EARLIER) reports (RFC 7162 §3.2.5);
 * after each commit the folder ids that changed go to ``on_change`` (the change bus), which
-  wakes the other sessions watching them.
+  wakes the other sessions watching them;
+* ``\\Recent`` (RFC 3501 §2.3.2) is a per-folder high-water mark, ``folders.recent_uid``: the
+  messages above it have not been shown to any session yet; a read-write session claims them
+  (:meth:`MailStore.claim_recent`, under the folder's row lock, so two sessions never both
+  get one) and keeps its recent UIDs for itself;
+* subscriptions are names in their own table (RFC 3501 §6.3.6), independent of the folders;
+  UIDVALIDITY comes from a counter that survives deleted folders (RFC 3501 §2.3.1.1).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,7 +55,7 @@ from storage.blobs import BlobStore
 from storage.db import Database
 from storage.delivery import append_message, record_blob
 from storage.mime import parse_metadata
-from storage.models import Account, ExpungedMessage, Folder, Message
+from storage.models import Account, Counter, ExpungedMessage, Folder, Message, Subscription
 
 __all__ = [
     "DEFAULT_FOLDERS",
@@ -84,11 +91,28 @@ DELIMITER: Final = "/"
 _CHUNK: Final = 400
 
 
+_UIDVALIDITY: Final = "uidvalidity"
+
+
 async def _next_uidvalidity(session: AsyncSession) -> int:
-    # RFC 3501 §2.3.1.1: UIDVALIDITY must change when a name is reused for a new mailbox.
-    # Seconds since the epoch, kept strictly increasing across the whole store.
-    current = await session.scalar(select(func.max(Folder.uidvalidity)))
-    return max(int(time.time()), (current or 0) + 1)
+    """RFC 3501 §2.3.1.1: UIDVALIDITY must change when a name is reused for a new mailbox.
+
+    Seconds since the epoch, kept strictly increasing across the whole store by a counter row
+    that deleting a folder does not touch (migration 0008); its row lock orders creators."""
+    now = int(time.time())
+    following = Counter.value + 1
+    value = await session.scalar(
+        update(Counter)
+        .where(Counter.name == _UIDVALIDITY)
+        .values(value=case((following > now, following), else_=now))
+        .returning(Counter.value)
+    )
+    if value is None:  # a database built from the models rather than the migrations
+        highest = await session.scalar(select(func.max(Folder.uidvalidity)))
+        value = max(now, (highest or 0) + 1)
+        session.add(Counter(name=_UIDVALIDITY, value=value))
+        await session.flush()
+    return int(value)
 
 
 async def create_folder(
@@ -108,7 +132,12 @@ async def create_folder(
 
 
 async def create_default_folders(session: AsyncSession, account_id: int) -> list[Folder]:
-    return [await create_folder(session, account_id, n, s) for n, s in DEFAULT_FOLDERS]
+    """The folders of a new account, subscribed: clients that show only the subscribed
+    folders (most do, through LSUB or LIST (SUBSCRIBED)) show these from the start."""
+    folders = [await create_folder(session, account_id, n, s) for n, s in DEFAULT_FOLDERS]
+    session.add_all(Subscription(account_id=account_id, name=f.name) for f in folders)
+    await session.flush()
+    return folders
 
 
 async def folders_of(session: AsyncSession, account_id: int) -> Sequence[Folder]:
@@ -150,7 +179,6 @@ class FolderInfo:
     id: int
     name: str
     special_use: str | None
-    subscribed: bool
     uidvalidity: int
     uidnext: int
     highestmodseq: int
@@ -161,6 +189,7 @@ class FolderStatus:
     """RFC 3501 §6.3.10 STATUS data (and RFC 8438 SIZE, RFC 9208 DELETED)."""
 
     messages: int
+    recent: int  # not yet shown to any session (RFC 3501 §6.3.10)
     unseen: int
     size: int
     deleted: int
@@ -178,6 +207,7 @@ class Snapshot:
     uids: array[int]
     first_unseen_uid: int | None
     modseq: int  # the HIGHESTMODSEQ read before the UIDs (changes after it come again)
+    recent: list[int]  # the UIDs recent for this session (RFC 3501 §2.3.2), ascending
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +280,6 @@ def _info(folder: Folder) -> FolderInfo:
         folder.id,
         folder.name,
         folder.special_use,
-        folder.subscribed,
         folder.uidvalidity,
         folder.uidnext,
         folder.highestmodseq,
@@ -324,7 +353,9 @@ class MailStore:
         self._changed(folder_id)
 
     async def rename(self, account_id: int, old: str, new: str) -> None:
-        """RFC 3501 §6.3.5: inferiors follow; renaming INBOX moves its messages out."""
+        """RFC 3501 §6.3.5: inferiors follow; renaming INBOX moves its messages out. The
+        subscriptions of the renamed folders follow them (§6.3.5 is silent; a client would
+        otherwise lose sight of the folder it just renamed)."""
         async with self.db.session() as s, s.begin():
             folders = {
                 f.name: f
@@ -345,14 +376,46 @@ class MailStore:
             if _is_inbox(old):
                 await self._rename_inbox(s, source, new)
                 changed = [source.id]
+                renamed = {old: new}
             else:
                 moving = [
                     f for n, f in folders.items() if n == old or n.startswith(old + DELIMITER)
                 ]
+                renamed = {f.name: new + f.name[len(old) :] for f in moving}
                 for folder in moving:
-                    folder.name = new + folder.name[len(old) :]
+                    folder.name = renamed[folder.name]
                 changed = [f.id for f in moving]
+            await self._follow_rename(s, account_id, renamed, keep=_is_inbox(old))
         self._changed(*changed)
+
+    @staticmethod
+    async def _follow_rename(
+        s: AsyncSession, account_id: int, renamed: dict[str, str], *, keep: bool
+    ) -> None:
+        """Subscribe the new names of subscribed folders; drop the old ones unless ``keep``
+        (INBOX stays after its messages move out)."""
+        subscribed = set(
+            (
+                await s.scalars(
+                    select(Subscription.name).where(
+                        Subscription.account_id == account_id,
+                        Subscription.name.in_(list(renamed) + list(renamed.values())),
+                    )
+                )
+            ).all()
+        )
+        for old, new in renamed.items():
+            if old not in subscribed:
+                continue
+            if not keep:
+                await s.execute(
+                    delete(Subscription).where(
+                        Subscription.account_id == account_id, Subscription.name == old
+                    )
+                )
+            if new not in subscribed:
+                s.add(Subscription(account_id=account_id, name=new))
+        await s.flush()
 
     async def _rename_inbox(self, s: AsyncSession, inbox: Folder, new: str) -> None:
         target = await create_folder(s, inbox.account_id, new, None)
@@ -363,28 +426,36 @@ class MailStore:
         )
         target.uidnext = inbox.uidnext
         target.highestmodseq = modseq
+        target.recent_uid = inbox.recent_uid  # the moved messages stay as recent as they were
         if uids:
             await s.execute(
                 insert(ExpungedMessage),
                 [{"folder_id": inbox.id, "uid": uid, "modseq": modseq} for uid in uids],
             )
 
+    async def subscriptions(self, account_id: int) -> set[str]:
+        """The account's subscription list: names, existing as folders or not."""
+        async with self.db.session() as s:
+            stmt = select(Subscription.name).where(Subscription.account_id == account_id)
+            return set((await s.scalars(stmt)).all())
+
     async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
+        """RFC 3501 §6.3.6-7: add or remove a name, whether a folder has it or not; both are
+        idempotent (subscribing twice, or unsubscribing a name not listed, changes nothing)."""
         async with self.db.session() as s, s.begin():
-            result = await s.execute(
-                update(Folder)
-                .where(Folder.account_id == account_id, Folder.name == name)
-                .values(subscribed=subscribed)
-                .returning(Folder.id)
-            )
-            if result.first() is None:
-                raise MailboxError("NONEXISTENT", f"mailbox {name} does not exist")
+            where = (Subscription.account_id == account_id, Subscription.name == name)
+            if not subscribed:
+                await s.execute(delete(Subscription).where(*where))
+                return
+            if await s.scalar(select(Subscription.name).where(*where)) is None:
+                s.add(Subscription(account_id=account_id, name=name))
 
     async def status(self, folder_ids: Sequence[int]) -> dict[int, FolderStatus]:
         """STATUS of several folders in one query (LIST-STATUS, RFC 5819)."""
         if not folder_ids:
             return {}
         unseen = case((_has_flag("\\Seen"), 0), else_=1)
+        recent = case((Message.uid > Folder.recent_uid, 1), else_=0)
         deleted = case((_has_flag("\\Deleted"), 1), else_=0)
         deleted_size = case((_has_flag("\\Deleted"), Message.size), else_=0)
         stmt = (
@@ -394,6 +465,7 @@ class MailStore:
                 Folder.uidvalidity,
                 Folder.highestmodseq,
                 func.count(Message.id),
+                func.coalesce(func.sum(recent), 0),
                 func.coalesce(func.sum(unseen), 0),
                 func.coalesce(func.sum(Message.size), 0),
                 func.coalesce(func.sum(deleted), 0),
@@ -401,15 +473,29 @@ class MailStore:
             )
             .outerjoin(Message, Message.folder_id == Folder.id)
             .where(Folder.id.in_(folder_ids))
-            .group_by(Folder.id, Folder.uidnext, Folder.uidvalidity, Folder.highestmodseq)
+            .group_by(
+                Folder.id,
+                Folder.uidnext,
+                Folder.uidvalidity,
+                Folder.highestmodseq,
+                Folder.recent_uid,
+            )
         )
         async with self.db.session() as s:
             rows = (await s.execute(stmt)).all()
         return {
             fid: FolderStatus(
-                int(count), int(unseen_n), int(size), int(dele), int(dsize), nxt, validity, hms
+                int(count),
+                int(recent_n),
+                int(unseen_n),
+                int(size),
+                int(dele),
+                int(dsize),
+                nxt,
+                validity,
+                hms,
             )
-            for fid, nxt, validity, hms, count, unseen_n, size, dele, dsize in rows
+            for fid, nxt, validity, hms, count, recent_n, unseen_n, size, dele, dsize in rows
         }
 
     async def quota(self, account_id: int) -> tuple[int, int | None]:
@@ -425,9 +511,10 @@ class MailStore:
 
     # -- selected folder ------------------------------------------------------------------------
 
-    async def snapshot(self, folder_id: int) -> Snapshot:
+    async def snapshot(self, folder_id: int, *, claim_recent: bool) -> Snapshot:
         """SELECT: the HIGHESTMODSEQ first, then the UIDs (whatever commits in between comes
-        back in the next :meth:`changes_since`)."""
+        back in the next :meth:`changes_since`); the messages recent for this session are
+        claimed (SELECT) or only looked at (EXAMINE: RFC 3501 §6.3.2 leaves them recent)."""
         async with self.db.session() as s:
             folder = await s.get(Folder, folder_id)
             if folder is None:
@@ -442,7 +529,37 @@ class MailStore:
                     Message.folder_id == folder_id, ~_has_flag("\\Seen")
                 )
             )
-        return Snapshot(info, uids, first_unseen, info.highestmodseq)
+        top = uids[-1] if uids else 0
+        mark = await self.claim_recent(folder_id, top) if claim_recent else folder.recent_uid
+        recent = uids[bisect_right(uids, mark) :].tolist()
+        return Snapshot(info, uids, first_unseen, info.highestmodseq, recent)
+
+    async def claim_recent(self, folder_id: int, top: int) -> int:
+        """RFC 3501 §2.3.2: make this session the first to be told of the messages up to UID
+        ``top``. Returns the mark found: the UIDs in (mark, top] are recent for the caller
+        alone. The first UPDATE takes the folder's row lock (the write lock on SQLite), so a
+        concurrent claimer waits and then finds the mark moved."""
+        async with self.db.write() as s:
+            mark = await s.scalar(
+                update(Folder)
+                .where(Folder.id == folder_id)
+                .values(recent_uid=Folder.recent_uid)
+                .returning(Folder.recent_uid)
+            )
+            if mark is None or mark >= top:
+                return top
+            await s.execute(
+                update(Folder)
+                .where(Folder.id == folder_id, Folder.recent_uid < top)
+                .values(recent_uid=top)
+            )
+            return int(mark)
+
+    async def recent_mark(self, folder_id: int) -> int:
+        """The mark without claiming (EXAMINE: what is still recent for whoever selects)."""
+        async with self.db.session() as s:
+            mark = await s.scalar(select(Folder.recent_uid).where(Folder.id == folder_id))
+        return int(mark or 0)
 
     async def changes_since(self, folder_id: int, modseq: int) -> Changes:
         async with self.db.session() as s:

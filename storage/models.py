@@ -293,12 +293,36 @@ class Folder(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(500))  # UTF-8; modified UTF-7 only on the wire
     special_use: Mapped[str | None] = mapped_column(String(20))  # RFC 6154 (\\Sent, ...)
-    # Indexed: each new folder takes max(uidvalidity) + 1 (storage/mailstore.py).
+    # From the `uidvalidity` counter (storage/mailstore.py); the index is migration 0007's.
     uidvalidity: Mapped[int] = mapped_column(BigInteger, index=True)
     uidnext: Mapped[int] = mapped_column(BigInteger, default=1)
     highestmodseq: Mapped[int] = mapped_column(BigInteger, default=1)
-    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    # RFC 3501 §2.3.2 \Recent: the highest UID some session has already been told of; the
+    # messages above it are recent for the next session that claims them (mailstore.py).
+    recent_uid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Subscription(Base):
+    """A name in an account's subscription list (RFC 3501 §6.3.6): independent of the
+    folders, a name may be subscribed without existing and stays when its folder goes."""
+
+    __tablename__ = "subscriptions"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(500), primary_key=True)  # UTF-8, as folders.name
+
+
+class Counter(Base):
+    """A named value that only grows and survives whatever it numbers (UIDVALIDITY: RFC 3501
+    §2.3.1.1, never reused for a name even after the folder is deleted)."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 class Message(Base):

@@ -67,16 +67,16 @@ def test_flags_store_and_fetch(imap_server: ImapServer) -> None:
     c = imap_server.client()
     folder = _folder(c)
     _fill(c, folder, 3)
-    c.select_folder(folder)
+    c.select_folder(folder)  # the first SELECT after the APPENDs: all three are \Recent
     uids = c.search("ALL")
     added = c.add_flags(uids[:2], [b"\\Flagged", b"$Label1"])
-    assert set(added[uids[0]]) == {b"\\Flagged", b"$Label1"}
-    c.remove_flags(uids[:1], [b"$Label1"])
+    assert set(added[uids[0]]) == {b"\\Recent", b"\\Flagged", b"$Label1"}
+    c.remove_flags(uids[:1], [b"$Label1", b"\\Recent"])  # \Recent cannot be removed
     c.set_flags(uids[2:], [b"\\Answered"])
     flags = c.get_flags(uids)
-    assert set(flags[uids[0]]) == {b"\\Flagged"}
-    assert set(flags[uids[1]]) == {b"\\Flagged", b"$Label1"}
-    assert set(flags[uids[2]]) == {b"\\Answered"}
+    assert set(flags[uids[0]]) == {b"\\Recent", b"\\Flagged"}
+    assert set(flags[uids[1]]) == {b"\\Recent", b"\\Flagged", b"$Label1"}
+    assert set(flags[uids[2]]) == {b"\\Recent", b"\\Answered"}
     assert c.search(["FLAGGED", "NOT", "KEYWORD", "$Label1"]) == uids[:1]
     c.logout()
 
@@ -118,7 +118,7 @@ def test_append_with_flags_and_date_gives_appenduid(imap_server: ImapServer) -> 
     assert re.match(rb"\[APPENDUID \d+ 1\]", result), result
     c.select_folder(folder)
     got = c.fetch([1], ["FLAGS", "INTERNALDATE"])[1]
-    assert set(got[b"FLAGS"]) == {b"\\Draft", b"\\Seen"}
+    assert set(got[b"FLAGS"]) == {b"\\Recent", b"\\Draft", b"\\Seen"}  # first SELECT
     assert got[b"INTERNALDATE"].replace(tzinfo=None) == when.replace(tzinfo=None) or (
         got[b"INTERNALDATE"].astimezone(UTC) == when
     )
@@ -237,7 +237,9 @@ def test_two_sessions_stay_consistent(imap_server: ImapServer) -> None:
     responses = a.noop()[1]
     assert (1, b"EXPUNGE") in responses or any(r[1] == b"EXPUNGE" for r in responses)
     assert a.search("ALL") == [3]  # UID SEARCH: the UID of the one message left
-    assert a.fetch([3], ["FLAGS"])[3][b"FLAGS"] == (b"\\Seen",)
+    # RFC 3501 §2.3.2: \Recent for a, which selected first, and for a alone.
+    assert a.fetch([3], ["FLAGS"])[3][b"FLAGS"] == (b"\\Recent", b"\\Seen")
+    assert b.fetch([3], ["FLAGS"])[3][b"FLAGS"] == (b"\\Seen",)
     a.logout()
     b.logout()
     raw.close()

@@ -38,6 +38,7 @@ from imap.fetch import FetchItem
 from imap.framing import RawCommand, RawLiteral
 from imap.search import SearchAll
 from imap.sequence import SequenceSet
+from imap.utf7 import UndecodableName
 
 from .wire import parse
 
@@ -217,9 +218,15 @@ def test_other_names_keep_their_case_and_are_decoded() -> None:
 
 
 def test_invalid_mailbox_names() -> None:
-    error = bad('a SELECT "Envoy&AOk"')
-    assert error.message.startswith("invalid mailbox name 'Envoy&AOk': unterminated '&'")
+    # Printable but not modified UTF-7: still an astring, so the command runs (and finds
+    # no such folder: NO, not BAD, imaptest atoms); the reason travels with the name.
+    args = parse('a SELECT "Envoy&AOk"').args
+    assert isinstance(args, SelectArgs) and isinstance(args.mailbox, UndecodableName)
+    assert args.mailbox == "Envoy&AOk" and args.mailbox.reason.startswith("unterminated '&'")
+    atom = parse("a SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}").args
+    assert isinstance(atom, SelectArgs) and isinstance(atom.mailbox, UndecodableName)
     assert "8-bit characters" in bad(b"a SELECT {7+}\r\nEnvoy\xc3\xa9").message
+    assert "invalid mailbox name" in bad(b"a SELECT {7+}\r\nEnvoy&\x01").message
     assert "expected a mailbox name" in bad("a SELECT (x)").message
 
 

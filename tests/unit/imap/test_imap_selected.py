@@ -11,9 +11,10 @@ from imap.sequence import SequenceSet
 from storage.mailstore import Changes, FolderInfo, Snapshot
 
 
-def mailbox(uids: list[int], modseq: int = 10) -> SelectedMailbox:
-    folder = FolderInfo(1, "INBOX", None, True, 42, max(uids, default=0) + 1, modseq)
-    return SelectedMailbox("INBOX", Snapshot(folder, array("I", uids), None, modseq), False)
+def mailbox(uids: list[int], modseq: int = 10, recent: list[int] | None = None) -> SelectedMailbox:
+    folder = FolderInfo(1, "INBOX", None, 42, max(uids, default=0) + 1, modseq)
+    snapshot = Snapshot(folder, array("I", uids), None, modseq, recent or [])
+    return SelectedMailbox("INBOX", snapshot, False)
 
 
 def test_sequence_numbers_and_uid_sets() -> None:
@@ -53,3 +54,19 @@ def test_qresync_reports_vanished_and_own_changes_are_not_repeated() -> None:
     # A message added then expunged before the client heard of it is never mentioned.
     updates = sel.absorb(Changes(13, 6, [], [5]), allow_expunge=True, qresync=True)
     assert updates.vanished == [] and updates.exists is None
+
+
+def test_recent_is_a_session_flag_shown_first_and_gone_with_its_message() -> None:
+    # RFC 3501 §2.3.2: \Recent belongs to the session; it is never stored.
+    sel = mailbox([3, 5, 9], recent=[9])
+    assert sel.flags_of(9, "\\Seen") == ["\\Recent", "\\Seen"]
+    assert sel.flags_of(5, "\\Seen") == ["\\Seen"]
+    updates = sel.absorb(Changes(12, 13, [(10, 12, ""), (11, 12, "")], []), **_NO_QRESYNC)
+    assert updates.exists == 5 and updates.new_uids == [10, 11]
+    sel.add_recent(updates.new_uids, mark=10)  # another session had claimed UID 10
+    assert sel.recent == {9, 11}
+    updates = sel.absorb(Changes(13, 13, [], [9]), **_NO_QRESYNC)
+    assert updates.expunged_seqs == [3] and sel.recent == {11}
+
+
+_NO_QRESYNC = {"allow_expunge": True, "qresync": False}
