@@ -135,10 +135,18 @@ class Database:
             yield s
 
     @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[None]:
+        """This process's turn to write, for code that ends its transaction itself: on
+        SQLite (one writer at a time) writers queue here instead of colliding and sleeping
+        in SQLite's busy handler; on PostgreSQL rows are locked, not the database: no wait."""
+        async with self._writer or contextlib.nullcontext():
+            yield
+
+    @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction, committed on exit (rolled back on error); on SQLite
-        the writers of this process take turns."""
-        async with self._writer or contextlib.nullcontext(), self.sessions() as s, s.begin():
+        """A session in a transaction, committed on exit (rolled back on error), in this
+        process's turn to write (`write_turn`)."""
+        async with self.write_turn(), self.sessions() as s, s.begin():
             yield s
 
     @asynccontextmanager
@@ -150,7 +158,7 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """Like `write`, with a Core connection instead of an ORM session."""
-        async with self._writer or contextlib.nullcontext(), self.engine.begin() as conn:
+        async with self.write_turn(), self.engine.begin() as conn:
             yield conn
 
     async def close(self) -> None:

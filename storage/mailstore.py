@@ -39,6 +39,7 @@ from typing import Any, Final
 from sqlalchemy import (
     ColumnElement,
     Row,
+    bindparam,
     case,
     delete,
     func,
@@ -286,6 +287,29 @@ def _info(folder: Folder) -> FolderInfo:
     )
 
 
+# Statements run for almost every IMAP command, built once: SQLAlchemy then reuses their
+# cache keys, and they run on a Core connection (no ORM session to open, flush and close).
+_F = Folder.__table__.c
+_M = Message.__table__.c
+_X = ExpungedMessage.__table__.c
+_FOLDER_COLUMNS = (_F.id, _F.name, _F.special_use, _F.uidvalidity, _F.uidnext, _F.highestmodseq)
+_FOLDER_BY_NAME = select(*_FOLDER_COLUMNS).where(
+    _F.account_id == bindparam("account"), _F.name == bindparam("name")
+)
+_FOLDER_TOP = select(_F.highestmodseq, _F.uidnext).where(_F.id == bindparam("folder"))
+_CHANGED = (
+    select(_M.uid, _M.modseq, _M.flags)
+    .where(_M.folder_id == bindparam("folder"), _M.modseq > bindparam("modseq"))
+    .order_by(_M.uid)
+)
+_EXPUNGED = (
+    select(_X.uid)
+    .where(_X.folder_id == bindparam("folder"), _X.modseq > bindparam("modseq"))
+    .order_by(_X.uid)
+)
+_RECENT_MARK = select(_F.recent_uid).where(_F.id == bindparam("folder"))
+
+
 def _is_inbox(name: str) -> bool:
     return name.upper() == "INBOX"
 
@@ -320,15 +344,14 @@ class MailStore:
             return [_info(f) for f in await folders_of(s, account_id)]
 
     async def folder(self, account_id: int, name: str) -> FolderInfo | None:
-        async with self.db.session() as s:
-            found = await s.scalar(
-                select(Folder).where(Folder.account_id == account_id, Folder.name == name)
-            )
-            return None if found is None else _info(found)
+        async with self.db.read() as conn:
+            found = await conn.execute(_FOLDER_BY_NAME, {"account": account_id, "name": name})
+            row = found.first()
+        return None if row is None else FolderInfo(*row)
 
     async def create(self, account_id: int, name: str, special_use: str | None = None) -> None:
         """RFC 3501 §6.3.3: the new folder and its missing superiors."""
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             existing = set(
                 (await s.scalars(select(Folder.name).where(Folder.account_id == account_id))).all()
             )
@@ -343,7 +366,7 @@ class MailStore:
         """RFC 3501 §6.3.4 (its inferiors stay; the name shows as \\Noselect while they do)."""
         if _is_inbox(name):
             raise MailboxError("CANNOT", "INBOX cannot be deleted")
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             folder_id = await s.scalar(
                 select(Folder.id).where(Folder.account_id == account_id, Folder.name == name)
             )
@@ -356,7 +379,7 @@ class MailStore:
         """RFC 3501 §6.3.5: inferiors follow; renaming INBOX moves its messages out. The
         subscriptions of the renamed folders follow them (§6.3.5 is silent; a client would
         otherwise lose sight of the folder it just renamed)."""
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             folders = {
                 f.name: f
                 for f in (
@@ -442,7 +465,7 @@ class MailStore:
     async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
         """RFC 3501 §6.3.6-7: add or remove a name, whether a folder has it or not; both are
         idempotent (subscribing twice, or unsubscribing a name not listed, changes nothing)."""
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             where = (Subscription.account_id == account_id, Subscription.name == name)
             if not subscribed:
                 await s.execute(delete(Subscription).where(*where))
@@ -539,6 +562,8 @@ class MailStore:
         ``top``. Returns the mark found: the UIDs in (mark, top] are recent for the caller
         alone. The first UPDATE takes the folder's row lock (the write lock on SQLite), so a
         concurrent claimer waits and then finds the mark moved."""
+        if await self.recent_mark(folder_id) >= top:
+            return top  # nothing new to claim: no write (and no fsync) for a plain SELECT
         async with self.db.write() as s:
             mark = await s.scalar(
                 update(Folder)
@@ -557,37 +582,24 @@ class MailStore:
 
     async def recent_mark(self, folder_id: int) -> int:
         """The mark without claiming (EXAMINE: what is still recent for whoever selects)."""
-        async with self.db.session() as s:
-            mark = await s.scalar(select(Folder.recent_uid).where(Folder.id == folder_id))
+        async with self.db.read() as conn:
+            mark = await conn.scalar(_RECENT_MARK, {"folder": folder_id})
         return int(mark or 0)
 
     async def changes_since(self, folder_id: int, modseq: int) -> Changes:
-        async with self.db.session() as s:
-            row = (
-                await s.execute(
-                    select(Folder.highestmodseq, Folder.uidnext).where(Folder.id == folder_id)
-                )
-            ).first()
+        """New messages, flag changes and expunges after ``modseq`` (RFC 7162 §3.1): run
+        after every command of every session with the folder selected, hence Core."""
+        params = {"folder": folder_id, "modseq": modseq}
+        async with self.db.read() as conn:
+            row = (await conn.execute(_FOLDER_TOP, params)).first()
             if row is None:
                 return Changes(modseq, 0, [], [])
             highest, uidnext = row
             if highest <= modseq:
                 return Changes(highest, uidnext, [], [])
-            changed = (
-                await s.execute(
-                    select(Message.uid, Message.modseq, Message.flags)
-                    .where(Message.folder_id == folder_id, Message.modseq > modseq)
-                    .order_by(Message.uid)
-                )
-            ).all()
-            expunged = (
-                await s.scalars(
-                    select(ExpungedMessage.uid)
-                    .where(ExpungedMessage.folder_id == folder_id, ExpungedMessage.modseq > modseq)
-                    .order_by(ExpungedMessage.uid)
-                )
-            ).all()
-        return Changes(highest, uidnext, [tuple(r) for r in changed], list(expunged))  # type: ignore[misc]
+            changed = [(u, m, f) for u, m, f in await conn.execute(_CHANGED, params)]
+            expunged = list((await conn.scalars(_EXPUNGED, params)).all())
+        return Changes(highest, uidnext, changed, expunged)
 
     async def expunged_since(
         self, folder_id: int, modseq: int, ranges: UidRanges | None
@@ -630,7 +642,7 @@ class MailStore:
 
     async def record(self, entry: AuditEntry, **detail: Any) -> None:
         """An audit event on its own (reading a patient's mailbox changes nothing else)."""
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             entry.write(s, **detail)
 
     # -- changes --------------------------------------------------------------------------------
@@ -661,7 +673,7 @@ class MailStore:
         """RFC 3501 §6.4.6 STORE (``action`` replace / add / remove), RFC 7162 §3.1.3
         UNCHANGEDSINCE: a message whose MODSEQ is above it is left alone and reported."""
         given = {f for f in flags if f != "\\Recent"}
-        async with self.db.session() as s:
+        async with self.db.write_turn(), self.db.session() as s:
             modseq = await self._bump(s, folder_id)
             current: list[Any] = []
             for chunk in _chunks(ranges):
@@ -721,7 +733,7 @@ class MailStore:
     ) -> list[int]:
         """RFC 3501 §6.4.3 EXPUNGE (RFC 4315 §2.1 UID EXPUNGE with ``ranges``): the messages
         flagged \\Deleted go; their UIDs are remembered with this MODSEQ."""
-        async with self.db.session() as s:
+        async with self.db.write_turn(), self.db.session() as s:
             modseq = await self._bump(s, folder_id)
             where = [Message.folder_id == folder_id, _has_flag("\\Deleted")]
             uids: list[int] = []
@@ -764,7 +776,7 @@ class MailStore:
     ) -> CopyResult:
         """RFC 3501 §6.4.7 COPY, RFC 6851 MOVE: new UIDs in the target (RFC 4315 COPYUID);
         the same blobs; flags kept (\\Recent is never stored)."""
-        async with self.db.session() as s:
+        async with self.db.write_turn(), self.db.session() as s:
             source_modseq = await self._bump(s, source_id) if move else 0
             rows: list[Message] = []
             for chunk in _chunks(ranges):
@@ -847,7 +859,7 @@ class MailStore:
             if used + len(data) > limit:
                 raise MailboxError("OVERQUOTA", "the mailbox quota would be exceeded")
         ref, meta = await asyncio.to_thread(lambda: (self.blobs.put(data), parse_metadata(data)))
-        async with self.db.session() as s, s.begin():
+        async with self.db.write() as s:
             await record_blob(s, ref)
             message = await append_message(s, folder_id, ref, meta, flags=join_flags(flags))
             if internal_date is not None:
