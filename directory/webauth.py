@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from directory import otp
@@ -38,7 +39,7 @@ from directory.passwords import check_password, hash_password
 from directory.patients import close, oppose
 from directory.throttle import Throttle
 from storage import audit
-from storage.db import Database
+from storage.db import Database, Executor
 from storage.models import Account, Patient, PatientTotpStep, WebSession, utcnow
 
 __all__ = [
@@ -55,6 +56,45 @@ METHOD_EMAIL = "password+email-code"
 METHOD_TOTP = "password+totp"
 BAD_CREDENTIALS = "Identifiant ou mot de passe incorrect."
 MIN_PASSWORD = 12
+TOUCH_EVERY = timedelta(seconds=30)  # a session's last use is written at most this often
+
+# Every request checks its session (issue #6): one statement, built once (it keeps its cache
+# key), reads the session, its patient's state and what the pages show of them.
+_SESSION = (
+    select(
+        WebSession.stage,
+        WebSession.csrf_token,
+        WebSession.auth_method,
+        WebSession.created_at,
+        WebSession.last_seen_at,
+        Account.id.label("account_id"),
+        Account.address,
+        Account.display_name,
+        Patient.ins,
+        Patient.state,
+    )
+    .join(Account, Account.id == WebSession.account_id)
+    .join(Patient, Patient.account_id == WebSession.account_id)
+    .where(WebSession.id == bindparam("sid"))
+)
+_END_SESSION = delete(WebSession).where(WebSession.id == bindparam("sid"))
+_TOUCH_SESSION = (
+    update(WebSession)
+    .where(WebSession.id == bindparam("sid"))
+    .values(last_seen_at=bindparam("now"))
+)
+_PATIENT = (
+    select(
+        Account.id,
+        Account.address,
+        Patient.ins,
+        Account.display_name,
+        Patient.personal_email,
+        Patient.totp_secret,
+    )
+    .join(Patient, Patient.account_id == Account.id)
+    .where(Account.id == bindparam("account"))
+)
 
 
 class LoginRefused(DirectoryError):
@@ -87,6 +127,19 @@ class WebPatient:
     display_name: str
     personal_email: str | None
     totp_enrolled: bool
+
+
+class _Person(Protocol):
+    """Who a session belongs to (a :class:`WebPatient`, or a row of ``_SESSION``)."""
+
+    @property
+    def account_id(self) -> int: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def ins(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -242,22 +295,17 @@ class WebAuth:
         return "Ce compte est désactivé. Contactez le support de Mon espace santé."
 
     @staticmethod
-    async def _patient(s: AsyncSession, account_id: int) -> WebPatient:
-        row = (
-            await s.execute(
-                select(Account, Patient)
-                .join(Patient, Patient.account_id == Account.id)
-                .where(Account.id == account_id)
-            )
+    async def _patient(s: Executor, account_id: int) -> WebPatient:
+        account, address, ins, name, email, totp_secret = (
+            await s.execute(_PATIENT, {"account": account_id})
         ).one()
-        account, patient = row
         return WebPatient(
-            account_id=account.id,
-            address=account.address,
-            ins=patient.ins,
-            display_name=account.display_name,
-            personal_email=patient.personal_email,
-            totp_enrolled=bool(patient.totp_secret),
+            account_id=account,
+            address=address,
+            ins=ins,
+            display_name=name,
+            personal_email=email,
+            totp_enrolled=bool(totp_secret),
         )
 
     # --- second factor -------------------------------------------------------------------
@@ -337,7 +385,7 @@ class WebAuth:
             )
             await s.commit()
         self.throttle.success(patient.address)
-        return new_token, self._identity(patient, full)
+        return new_token, self._identity(patient, full.id, full.auth_method, full.csrf_token)
 
     async def _code_ok(
         self, s: AsyncSession, row: WebSession, patient: WebPatient, code: str
@@ -362,43 +410,44 @@ class WebAuth:
         return True
 
     @staticmethod
-    def _identity(patient: WebPatient, row: WebSession) -> WebIdentity:
+    def _identity(person: _Person, session_id: str, auth_method: str, csrf: str) -> WebIdentity:
         return WebIdentity(
-            account_id=patient.account_id,
-            address=patient.address,
-            ins=patient.ins,
-            display_name=patient.display_name,
-            method=f"webmail:{row.auth_method}",
-            session_id=row.id,
-            csrf_token=row.csrf_token,
+            account_id=person.account_id,
+            address=person.address,
+            ins=person.ins,
+            display_name=person.display_name,
+            method=f"webmail:{auth_method}",
+            session_id=session_id,
+            csrf_token=csrf,
         )
 
     # --- sessions ------------------------------------------------------------------------
 
     async def session(self, token: str | None) -> WebIdentity | None:
-        """The logged-in patient behind a cookie; idle and absolute expiry (issue #6)."""
+        """The logged-in patient behind a cookie, checked on every request, nothing cached
+        (issue #6): idle and absolute expiry, and the box must still be open (mssante.md §4:
+        an opposed or closed box ends its sessions). One read; a write only to end the
+        session or, at most every ``TOUCH_EVERY``, to note its last use."""
         if not token:
             return None
+        sid = _session_id(token)
         now = self.clock()
-        async with self.db.session() as s:
-            row = await s.get(WebSession, _session_id(token))
-            if row is None or row.stage != "full":
-                return None
-            expired = (
-                now - row.last_seen_at > self.settings.idle
-                or now - row.created_at > self.settings.absolute
-            )
-            state = await s.scalar(
-                select(Patient.state).where(Patient.account_id == row.account_id)
-            )
-            if expired or state != "active":
-                await s.delete(row)
-                await s.commit()
-                return None
-            if now - row.last_seen_at > timedelta(seconds=30):
-                row.last_seen_at = now  # a write at most every 30 s per session
-                await s.commit()
-            return self._identity(await self._patient(s, row.account_id), row)
+        async with self.db.read() as conn:
+            row = (await conn.execute(_SESSION, {"sid": sid})).first()
+        if row is None or row.stage != "full":
+            return None
+        expired = (
+            now - row.last_seen_at > self.settings.idle
+            or now - row.created_at > self.settings.absolute
+        )
+        if expired or row.state != "active":
+            async with self.db.transaction() as conn:
+                await conn.execute(_END_SESSION, {"sid": sid})
+            return None
+        if now - row.last_seen_at > TOUCH_EVERY:
+            async with self.db.transaction() as conn:
+                await conn.execute(_TOUCH_SESSION, {"sid": sid, "now": now})
+        return self._identity(row, sid, row.auth_method, row.csrf_token)
 
     async def logout(self, who: WebIdentity) -> None:
         async with self.db.session() as s, s.begin():
@@ -408,8 +457,8 @@ class WebAuth:
     # --- account -------------------------------------------------------------------------
 
     async def patient(self, who: WebIdentity) -> WebPatient:
-        async with self.db.session() as s:
-            return await self._patient(s, who.account_id)
+        async with self.db.read() as conn:
+            return await self._patient(conn, who.account_id)
 
     async def _check_password(self, s: AsyncSession, who: WebIdentity, password: str) -> None:
         account = await s.get(Account, who.account_id)

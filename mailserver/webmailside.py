@@ -96,7 +96,6 @@ def build_webmail_side(
             public_url=url,
             code_minutes=max(1, round(w.code_validity / 60)),
         ),
-        on_sent=mail.worker.wake.set,  # relay without waiting
     )
     tls = server_context(cfg.path(cfg.tls.cert), cfg.path(cfg.tls.key))
     worker = NotificationWorker(store, notifier, url, poll_interval=w.notify_poll_interval)

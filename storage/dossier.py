@@ -13,28 +13,32 @@ laboratory re-sending the same result, files nothing new.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
 from storage.blobs import BlobRef
+from storage.db import Executor
 from storage.models import DossierDocument
 
 Viewer = Literal["patient", "professional", "operator"]
 
 __all__ = [
     "FilingResult",
+    "ListedDocument",
     "Provenance",
     "TypeKey",
     "Viewer",
     "count_documents",
+    "document_type_counts",
     "document_types",
     "file_documents",
     "get_document",
+    "list_document_rows",
     "list_documents",
     "set_hidden",
 ]
@@ -232,6 +236,41 @@ def _where(
     return where
 
 
+@dataclass(frozen=True)
+class ListedDocument:
+    """What a list of documents shows of each one (``list_document_rows``)."""
+
+    id: int
+    title: str
+    type_code: str
+    type_display: str
+    creation_time: datetime | None
+    filed_at: datetime
+    author_name: str
+    author_institution: str
+    sender: str
+    source_folder_id: int | None
+    source_uid: int | None
+    hidden_from_professionals: bool
+    superseded_by_id: int | None
+
+
+_LISTED_COLUMNS = [getattr(DossierDocument, f.name) for f in fields(ListedDocument)]
+# Newest first: by document date (the filing date when it has none), then filing date; the
+# index ix_dossier_documents_patient_date holds a patient's documents in this order.
+_NEWEST_FIRST = (
+    func.coalesce(DossierDocument.creation_time, DossierDocument.filed_at).desc(),
+    DossierDocument.filed_at.desc(),
+    DossierDocument.id.desc(),
+)
+
+
+def _newest_first(
+    stmt: Select[Any], where: list[ColumnElement[bool]], offset: int, limit: int | None
+) -> Select[Any]:
+    return stmt.where(*where).order_by(*_NEWEST_FIRST).offset(offset).limit(limit)
+
+
 async def list_documents(
     session: AsyncSession,
     patient_id: int,
@@ -244,22 +283,29 @@ async def list_documents(
 ) -> list[DossierDocument]:
     """The documents ``viewer`` may see, newest first (by document date, then filing), or
     one page of them; ``types`` keeps only those (typeCode, display) pairs."""
-    stmt = (
-        select(DossierDocument)
-        .where(*_where(patient_id, viewer, include_superseded, types))
-        .order_by(
-            func.coalesce(DossierDocument.creation_time, DossierDocument.filed_at).desc(),
-            DossierDocument.filed_at.desc(),
-            DossierDocument.id.desc(),
-        )
-        .offset(offset)
-        .limit(limit)
-    )
+    where = _where(patient_id, viewer, include_superseded, types)
+    stmt = _newest_first(select(DossierDocument), where, offset, limit)
     return list((await session.scalars(stmt)).all())
 
 
+async def list_document_rows(
+    executor: Executor,
+    patient_id: int,
+    *,
+    viewer: Viewer,
+    types: Collection[TypeKey] | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[ListedDocument]:
+    """What ``list_documents`` lists (superseded documents included), only the columns a
+    list shows, without loading ORM entities (the webmail's dossier page)."""
+    where = _where(patient_id, viewer, True, types)
+    stmt = _newest_first(select(*_LISTED_COLUMNS), where, offset, limit)
+    return [ListedDocument(*row) for row in await executor.execute(stmt)]
+
+
 async def count_documents(
-    session: AsyncSession,
+    session: Executor,
     patient_id: int,
     *,
     viewer: Viewer,
@@ -271,7 +317,7 @@ async def count_documents(
     return int(await session.scalar(stmt) or 0)
 
 
-async def document_types(session: AsyncSession, patient_id: int, *, viewer: Viewer) -> set[TypeKey]:
+async def document_types(session: Executor, patient_id: int, *, viewer: Viewer) -> set[TypeKey]:
     """The (typeCode, display) pairs among the documents ``viewer`` may see."""
     rows = await session.execute(
         select(DossierDocument.type_code, DossierDocument.type_display)
@@ -279,6 +325,19 @@ async def document_types(session: AsyncSession, patient_id: int, *, viewer: View
         .distinct()
     )
     return {(code, shown) for code, shown in rows.all()}
+
+
+async def document_type_counts(
+    executor: Executor, patient_id: int, *, viewer: Viewer
+) -> dict[TypeKey, int]:
+    """How many documents ``viewer`` may see of each (typeCode, display) pair: the types and,
+    summed, what ``count_documents`` counts (of all types or some), in one query."""
+    rows = await executor.execute(
+        select(DossierDocument.type_code, DossierDocument.type_display, func.count())
+        .where(*_where(patient_id, viewer, True, None))
+        .group_by(DossierDocument.type_code, DossierDocument.type_display)
+    )
+    return {(code, shown): count for code, shown, count in rows}
 
 
 async def get_document(

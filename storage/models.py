@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -403,7 +404,18 @@ class DossierDocument(Base):
     """A document filed into a patient's dossier, with its provenance and visibility."""
 
     __tablename__ = "dossier_documents"
-    __table_args__ = (UniqueConstraint("patient_id", "unique_id"),)
+    __table_args__ = (
+        UniqueConstraint("patient_id", "unique_id"),
+        # The dossier newest first (storage.dossier.list_documents) read in index order, not
+        # sorted: migration 0009.
+        Index(
+            "ix_dossier_documents_patient_date",
+            "patient_id",
+            text("coalesce(creation_time, filed_at)"),
+            "filed_at",
+            "id",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(

@@ -12,18 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import (
+    CompoundSelect,
+    Row,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import audit, dossier
 from storage.blobs import BlobStore
-from storage.db import Database
+from storage.db import Database, Executor
 from storage.delivery import append_message, record_blob
 from storage.mime import parse_metadata
 from storage.models import (
@@ -39,13 +52,14 @@ from storage.models import (
 )
 
 __all__ = [
+    "AccessEvent",
     "AccessPage",
     "Contact",
-    "DocumentPage",
     "FolderPage",
     "ListedMessage",
     "OwedNotification",
     "Party",
+    "Reads",
     "StoredMessage",
     "WebmailStore",
 ]
@@ -53,6 +67,97 @@ __all__ = [
 INBOX = "INBOX"
 SENT = "Sent"  # RFC 6154 \Sent, created with every account (storage.mailstore)
 _CIVILITY = {"DR": "Dr", "PR": "Pr", "MME": "Mme", "M": "M.", "MLLE": "Mlle"}
+
+# Statements of every page view, built once: each keeps its cache key between executions, and
+# they run on Core connections (no ORM unit of work or entity loading on these paths).
+_FOLDER_COUNTS = select(
+    Folder.id,
+    select(func.count()).where(Message.folder_id == Folder.id).scalar_subquery(),
+    select(func.count())
+    .where(
+        Message.folder_id == Folder.id,
+        ~(" " + Message.flags + " ").contains(" \\Seen ", autoescape=True),
+    )
+    .scalar_subquery(),
+).where(Folder.account_id == bindparam("account"), Folder.name == bindparam("folder"))
+_FOLDER_ROWS = (
+    select(
+        Message.id,
+        Message.uid,
+        Message.flags,
+        Message.internal_date,
+        Message.size,
+        Message.envelope,
+        Message.body_structure,
+    )
+    .where(Message.folder_id == bindparam("folder_id"))
+    .order_by(Message.uid.desc())
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_OWN_MESSAGE = (
+    select(
+        Message.id,
+        Message.folder_id,
+        Folder.name,
+        Message.uid,
+        Message.flags,
+        Message.internal_date,
+        Message.blob_sha256,
+        Message.message_id,
+    )
+    .join(Folder, Folder.id == Message.folder_id)
+    .where(Message.id == bindparam("id"), Folder.account_id == bindparam("account"))
+)
+_FLAGS = select(Message.flags).where(
+    Message.folder_id == bindparam("folder_id"), Message.uid == bindparam("uid")
+)
+_AUDIT = insert(AuditEvent)
+_ANNUAIRE_PARTIES = select(
+    literal(0).label("source"),
+    AnnuaireMailbox.id,
+    AnnuaireMailbox.address,
+    AnnuaireMailbox.civility,
+    AnnuaireMailbox.first_name,
+    AnnuaireMailbox.last_name,
+    AnnuaireMailbox.service,
+    AnnuaireMailbox.structure_name,
+    literal("").label("display_name"),
+).where(AnnuaireMailbox.address.in_(bindparam("addresses", expanding=True)))
+_ACCOUNT_PARTIES = select(
+    literal(1), Account.id, Account.address, *(literal("") for _ in range(5)), Account.display_name
+).where(Account.address.in_(bindparam("addresses", expanding=True)))
+_PARTIES_UNION: CompoundSelect[Any] = union_all(_ANNUAIRE_PARTIES, _ACCOUNT_PARTIES)
+# The annuaire's entries first, each address's first entry first; then the accounts.
+_PARTIES = _PARTIES_UNION.order_by(
+    _PARTIES_UNION.selected_columns.source, _PARTIES_UNION.selected_columns.id
+)
+_CONTACTS = (
+    select(PatientContact.address, PatientContact.state)
+    .where(PatientContact.patient_id == bindparam("patient"))
+    .order_by(PatientContact.opened_at.desc())
+)
+_FILED = select(DossierDocument.blob_sha256).where(
+    DossierDocument.patient_id == bindparam("patient"),
+    DossierDocument.blob_sha256.in_(bindparam("sha256s", expanding=True)),
+)
+_MESSAGE_IDS = (
+    select(Message.folder_id, Message.uid, Message.id)
+    .join(Folder, Folder.id == Message.folder_id)
+    .where(
+        Folder.account_id == bindparam("account"),
+        Message.folder_id.in_(bindparam("folders", expanding=True)),
+        Message.uid.in_(bindparam("uids", expanding=True)),
+    )
+)
+_ACCESS_COUNT = select(func.count()).where(AuditEvent.patient_ins == bindparam("ins"))
+_ACCESS_PAGE = (
+    select(AuditEvent.at, AuditEvent.actor, AuditEvent.auth_method, AuditEvent.action)
+    .where(AuditEvent.patient_ins == bindparam("ins"))
+    .order_by(AuditEvent.id.desc())  # newest first: storage.audit.events_for_patient
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
 
 
 @dataclass(frozen=True)
@@ -75,14 +180,18 @@ class FolderPage:
 
 
 @dataclass(frozen=True)
-class DocumentPage:
-    documents: list[DossierDocument]
-    total: int  # documents matching, on every page
+class AccessEvent:
+    """What the access log shows of an audit event (mssante.md §7: who, when, what, how)."""
+
+    at: datetime
+    actor: str
+    auth_method: str
+    action: str
 
 
 @dataclass(frozen=True)
 class AccessPage:
-    events: list[AuditEvent]
+    events: list[AccessEvent]
     total: int  # events recorded, on every page
 
 
@@ -130,25 +239,131 @@ class _Unchanged(Exception):
         self.flags = flags
 
 
-def _listed(m: Message) -> ListedMessage:
-    try:
-        envelope = json.loads(m.envelope) if m.envelope else []
-    except ValueError:
-        envelope = []
-    try:
-        structure = json.loads(m.body_structure)["structure"] if m.body_structure else None
-    except (ValueError, KeyError, TypeError):
-        structure = None
+_ListedRow = Row[int, int, str, datetime, int, str, str]  # _FOLDER_ROWS
+_PartyRow = Row[int, int, str, str, str, str, str, str, str]  # _PARTIES
+
+
+def _listed(row: _ListedRow) -> ListedMessage:
+    row_id, uid, flags, internal_date, size, envelope_json, structure_json = row
+    envelope, structure = _decoded(envelope_json, structure_json)
     return ListedMessage(
-        m.id, m.uid, frozenset(m.flags.split()), m.internal_date, m.size, envelope, structure
+        row_id, uid, frozenset(flags.split()), internal_date, size, envelope, structure
     )
 
 
-def _person_name(row: AnnuaireMailbox) -> str:
-    if row.last_name:
-        civility = _CIVILITY.get(row.civility.upper(), "")
-        return " ".join(p for p in (civility, row.first_name, row.last_name) if p)
-    return row.service or row.structure_name
+# A message's cached ENVELOPE and BODYSTRUCTURE never change once delivered: a page of the
+# inbox viewed again decodes nothing (the lists are shared: read them, never change them).
+@lru_cache(maxsize=1024)
+def _decoded(envelope_json: str, structure_json: str) -> tuple[list[Any], list[Any] | None]:
+    try:
+        envelope = json.loads(envelope_json) if envelope_json else []
+    except ValueError:
+        envelope = []
+    try:
+        structure = json.loads(structure_json)["structure"] if structure_json else None
+    except (ValueError, KeyError, TypeError):
+        structure = None
+    return envelope, structure
+
+
+def _party(row: _PartyRow) -> Party:
+    """An annuaire entry as people know it: a person's civility and name with their
+    structure, or an organisation's service (else its name); an account: its name."""
+    source, _id, address, civility, first_name, last_name, service, structure, account = row
+    if source == 1:
+        return Party(address, account, "")
+    if last_name:
+        shown = _CIVILITY.get(civility.upper(), "")
+        return Party(address, " ".join(p for p in (shown, first_name, last_name) if p), structure)
+    return Party(address, service or structure, structure if service else "")
+
+
+class Reads:
+    """The reads of one page on one Core connection (``WebmailStore.reads``): a page makes
+    several, and each connection costs a pool checkout and a reset."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def page(self, account_id: int, folder: str, *, offset: int, limit: int) -> FolderPage:
+        """One page of a folder, newest first, with its counts."""
+        found = await self.conn.execute(_FOLDER_COUNTS, {"account": account_id, "folder": folder})
+        counted = found.first()
+        if counted is None:
+            return FolderPage(folder, [], 0, 0)
+        folder_id, total, unseen = counted
+        rows = await self.conn.execute(
+            _FOLDER_ROWS, {"folder_id": folder_id, "offset": offset, "limit": limit}
+        )
+        return FolderPage(folder, [_listed(m) for m in rows], total or 0, unseen or 0)
+
+    async def parties(self, addresses: Iterable[str]) -> dict[str, Party]:
+        """Names and organisations from the annuaire cache (its first entry for an address),
+        else the local account's name."""
+        wanted = sorted({a.lower() for a in addresses if a})
+        found: dict[str, Party] = {}
+        if wanted:
+            for row in await self.conn.execute(_PARTIES, {"addresses": wanted}):
+                found.setdefault(row.address, _party(row))
+        return found
+
+    async def contacts(
+        self, patient_id: int, also: Iterable[str] = ()
+    ) -> tuple[list[Contact], dict[str, Party]]:
+        """The professionals the patient may answer, or could until they ended the exchange
+        (mssante.md §4), most recent first; and the parties of them and of ``also``."""
+        rows = (await self.conn.execute(_CONTACTS, {"patient": patient_id})).all()
+        parties = await self.parties([*(a for a, _ in rows), *also])
+        contacts = [Contact(parties.get(a.lower(), Party(a, "", "")), state) for a, state in rows]
+        return contacts, parties
+
+    async def filed(self, patient_id: int, sha256s: Iterable[str]) -> set[str]:
+        """Which of these contents are already in the patient's dossier."""
+        wanted = sorted(set(sha256s))
+        if not wanted:
+            return set()
+        rows = await self.conn.scalars(_FILED, {"patient": patient_id, "sha256s": wanted})
+        return set(rows.all())
+
+    async def message_ids(
+        self, account_id: int, refs: Iterable[tuple[int, int]]
+    ) -> dict[tuple[int, int], int]:
+        """Row ids of the patient's messages known by (folder id, UID) (dossier provenance)."""
+        wanted = set(refs)
+        if not wanted:
+            return {}
+        rows = await self.conn.execute(
+            _MESSAGE_IDS,
+            {
+                "account": account_id,
+                "folders": sorted({f for f, _ in wanted}),
+                "uids": sorted({u for _, u in wanted}),
+            },
+        )
+        return {(f, u): i for f, u, i in rows if (f, u) in wanted}
+
+    async def document_types(self, patient_id: int) -> dict[dossier.TypeKey, int]:
+        """How many documents the patient sees of each (typeCode, display) pair."""
+        return await dossier.document_type_counts(self.conn, patient_id, viewer="patient")
+
+    async def documents(
+        self,
+        patient_id: int,
+        *,
+        types: Collection[dossier.TypeKey] | None = None,
+        offset: int,
+        limit: int,
+    ) -> list[dossier.ListedDocument]:
+        """One page of the documents the patient sees (of ``types`` only), newest first."""
+        return await dossier.list_document_rows(
+            self.conn, patient_id, viewer="patient", types=types, offset=offset, limit=limit
+        )
+
+    async def access_log(self, ins: str, *, offset: int, limit: int) -> AccessPage:
+        """One page of the events touching the patient's data, most recent first."""
+        total = await self.conn.scalar(_ACCESS_COUNT, {"ins": ins})
+        rows = await self.conn.execute(_ACCESS_PAGE, {"ins": ins, "offset": offset, "limit": limit})
+        return AccessPage([AccessEvent(*row) for row in rows], int(total or 0))
 
 
 class WebmailStore:
@@ -163,54 +378,39 @@ class WebmailStore:
         self.blobs = blobs
         self.on_change = on_change
 
+    @asynccontextmanager
+    async def reads(self) -> AsyncIterator[Reads]:
+        """One connection for the reads of a page (:class:`Reads`)."""
+        async with self.db.read() as conn:
+            yield Reads(conn)
+
+    async def parties(self, addresses: Iterable[str]) -> dict[str, Party]:
+        async with self.reads() as r:
+            return await r.parties(addresses)
+
+    async def contacts(self, patient_id: int) -> list[Contact]:
+        async with self.reads() as r:
+            contacts, _ = await r.contacts(patient_id)
+        return contacts
+
     def _changed(self, *folder_ids: int) -> None:
         if self.on_change is not None:
             self.on_change(folder_ids)
 
     # --- folders ---------------------------------------------------------------------------
 
-    async def page(self, account_id: int, folder: str, *, offset: int, limit: int) -> FolderPage:
-        """One page of a folder, newest first, with its counts."""
-        async with self.db.session() as s:
-            folder_id = await s.scalar(
-                select(Folder.id).where(Folder.account_id == account_id, Folder.name == folder)
-            )
-            if folder_id is None:
-                return FolderPage(folder, [], 0, 0)
-            total = await s.scalar(select(func.count()).where(Message.folder_id == folder_id))
-            unseen = await s.scalar(
-                select(func.count()).where(
-                    Message.folder_id == folder_id,
-                    ~(" " + Message.flags + " ").contains(" \\Seen ", autoescape=True),
-                )
-            )
-            rows = (
-                await s.scalars(
-                    select(Message)
-                    .where(Message.folder_id == folder_id)
-                    .order_by(Message.uid.desc())
-                    .offset(offset)
-                    .limit(limit)
-                )
-            ).all()
-        return FolderPage(folder, [_listed(m) for m in rows], total or 0, unseen or 0)
-
     async def message(
         self, account_id: int, message_id: int, *, actor: audit.Actor, ins: str, purpose: str
     ) -> StoredMessage | None:
-        """One of the patient's messages with its bytes, the access audited (mssante.md §7);
-        another account's message is absent, and the attempt is audited too."""
-        async with self.db.write() as s:
+        """One of the patient's messages with its bytes, the access audited (mssante.md §7)
+        in the transaction that finds it; another account's message is absent, and the
+        attempt is audited too."""
+        async with self.db.transaction() as conn:
             row = (
-                await s.execute(
-                    select(Message, Folder.name)
-                    .join(Folder, Folder.id == Message.folder_id)
-                    .where(Message.id == message_id, Folder.account_id == account_id)
-                )
+                await conn.execute(_OWN_MESSAGE, {"id": message_id, "account": account_id})
             ).first()
             if row is None:
-                audit.record(
-                    s,
+                event = audit.event_values(
                     actor,
                     "message.refused",
                     object_type="message",
@@ -218,40 +418,50 @@ class WebmailStore:
                     patient_ins=ins,
                     detail={"purpose": purpose, "found": False},
                 )
-                return None
-            m, folder = row
-            audit.record(
-                s,
-                actor,
-                f"message.{purpose}",
-                object_type="message",
-                object_id=f"{m.folder_id}:{m.uid}",
-                patient_ins=ins,
-                detail={"message_id": m.message_id},
-            )
-            sha, found = m.blob_sha256, m
-        data = await asyncio.to_thread(self.blobs.get, sha)
+            else:
+                event = audit.event_values(
+                    actor,
+                    f"message.{purpose}",
+                    object_type="message",
+                    object_id=f"{row.folder_id}:{row.uid}",
+                    patient_ins=ins,
+                    detail={"message_id": row.message_id},
+                )
+            await conn.execute(_AUDIT, event)
+        if row is None:
+            return None
+        data = await asyncio.to_thread(self.blobs.get, row.blob_sha256)
         return StoredMessage(
-            found.id,
-            found.folder_id,
-            folder,
-            found.uid,
-            frozenset(found.flags.split()),
-            found.internal_date,
+            row.id,
+            row.folder_id,
+            row.name,
+            row.uid,
+            frozenset(row.flags.split()),
+            row.internal_date,
             data,
-            found.message_id,
+            row.message_id,
         )
 
-    async def add_flags(self, folder_id: int, uid: int, flags: Sequence[str]) -> frozenset[str]:
+    async def add_flags(
+        self,
+        folder_id: int,
+        uid: int,
+        flags: Sequence[str],
+        *,
+        known: frozenset[str] | None = None,
+    ) -> frozenset[str]:
         """Add flags to one message (RFC 3501 §6.4.6 +FLAGS); returns the flags it had.
 
-        When the message has them all already (a message read again), nothing is written.
-        Otherwise, in a write turn, the folder's MODSEQ is taken first: its row lock
-        serialises writers of the folder, so a test-and-set such as ``$MDNSent`` (RFC 3503)
-        happens once (the flags are read again under that lock).
+        When the message has them all already (a message read again), nothing is written:
+        ``known`` are its flags as the caller just read them (no read here then). Otherwise,
+        in a write turn, the folder's MODSEQ is taken first: its row lock serialises writers
+        of the folder, so a test-and-set such as ``$MDNSent`` (RFC 3503) happens once (the
+        flags are read again under that lock).
         """
-        async with self.db.session() as s:
-            before = await self._flags(s, folder_id, uid)
+        before = known
+        if before is None:
+            async with self.db.read() as conn:
+                before = await self._flags(conn, folder_id, uid)
         if before is None or before.issuperset(flags):
             return before or frozenset()
         try:
@@ -276,11 +486,9 @@ class WebmailStore:
         return before
 
     @staticmethod
-    async def _flags(s: AsyncSession, folder_id: int, uid: int) -> frozenset[str] | None:
+    async def _flags(s: Executor, folder_id: int, uid: int) -> frozenset[str] | None:
         """The flags of one message, or None when it is gone."""
-        text = await s.scalar(
-            select(Message.flags).where(Message.folder_id == folder_id, Message.uid == uid)
-        )
+        text = await s.scalar(_FLAGS, {"folder_id": folder_id, "uid": uid})
         return None if text is None else frozenset(text.split())
 
     async def save_sent(self, account_id: int, data: bytes, *, actor: audit.Actor, ins: str) -> int:
@@ -308,91 +516,9 @@ class WebmailStore:
         self._changed(folder_id)
         return row_id
 
-    async def message_ids(
-        self, account_id: int, refs: Iterable[tuple[int, int]]
-    ) -> dict[tuple[int, int], int]:
-        """Row ids of the patient's messages known by (folder id, UID) (dossier provenance)."""
-        wanted = set(refs)
-        if not wanted:
-            return {}
-        async with self.db.session() as s:
-            rows = await s.execute(
-                select(Message.folder_id, Message.uid, Message.id)
-                .join(Folder, Folder.id == Message.folder_id)
-                .where(
-                    Folder.account_id == account_id,
-                    Message.folder_id.in_({f for f, _ in wanted}),
-                    Message.uid.in_({u for _, u in wanted}),
-                )
-            )
-            return {(f, u): i for f, u, i in rows.all() if (f, u) in wanted}
-
     # --- people ----------------------------------------------------------------------------
 
-    async def parties(self, addresses: Iterable[str]) -> dict[str, Party]:
-        """Names and organisations from the annuaire cache, else the local account's name."""
-        wanted = {a.lower() for a in addresses if a}
-        if not wanted:
-            return {}
-        found: dict[str, Party] = {}
-        async with self.db.session() as s:
-            for row in (
-                await s.scalars(
-                    select(AnnuaireMailbox)
-                    .where(AnnuaireMailbox.address.in_(wanted))
-                    .order_by(AnnuaireMailbox.id)
-                )
-            ).all():
-                if row.address not in found:
-                    organisation = row.structure_name if row.last_name else ""
-                    if not row.last_name and row.service and row.structure_name:
-                        organisation = row.structure_name
-                    found[row.address] = Party(row.address, _person_name(row), organisation)
-            missing = wanted - set(found)
-            if missing:
-                for account in (
-                    await s.scalars(select(Account).where(Account.address.in_(missing)))
-                ).all():
-                    found[account.address] = Party(account.address, account.display_name, "")
-        return found
-
-    async def contacts(self, patient_id: int) -> list[Contact]:
-        """The professionals the patient may answer, or could until they ended the exchange."""
-        async with self.db.session() as s:
-            rows = (
-                await s.execute(
-                    select(PatientContact.address, PatientContact.state)
-                    .where(PatientContact.patient_id == patient_id)
-                    .order_by(PatientContact.opened_at.desc())
-                )
-            ).all()
-        parties = await self.parties(a for a, _ in rows)
-        return [
-            Contact(parties.get(address, Party(address, "", "")), state) for address, state in rows
-        ]
-
     # --- dossier ---------------------------------------------------------------------------
-
-    async def document_types(self, patient_id: int) -> set[dossier.TypeKey]:
-        """The (typeCode, display) pairs of the documents the patient sees."""
-        async with self.db.session() as s:
-            return await dossier.document_types(s, patient_id, viewer="patient")
-
-    async def documents(
-        self,
-        patient_id: int,
-        *,
-        types: Collection[dossier.TypeKey] | None = None,
-        offset: int,
-        limit: int,
-    ) -> DocumentPage:
-        """One page of the documents the patient sees (of ``types`` only), newest first."""
-        async with self.db.session() as s:
-            total = await dossier.count_documents(s, patient_id, viewer="patient", types=types)
-            rows = await dossier.list_documents(
-                s, patient_id, viewer="patient", types=types, offset=offset, limit=limit
-            )
-        return DocumentPage(rows, total)
 
     async def document(
         self, patient_id: int, document_id: int, *, actor: audit.Actor, ins: str, purpose: str
@@ -417,20 +543,6 @@ class WebmailStore:
         async with self.db.write() as s:
             doc = await dossier.set_hidden(s, patient_id, document_id, hidden, actor=actor, ins=ins)
             return doc is not None
-
-    async def filed_contents(self, patient_id: int, sha256s: Iterable[str]) -> set[str]:
-        """Which of these contents are already in the patient's dossier."""
-        wanted = set(sha256s)
-        if not wanted:
-            return set()
-        async with self.db.session() as s:
-            rows = await s.scalars(
-                select(DossierDocument.blob_sha256).where(
-                    DossierDocument.patient_id == patient_id,
-                    DossierDocument.blob_sha256.in_(wanted),
-                )
-            )
-            return set(rows.all())
 
     async def file_attachment(
         self,
@@ -472,13 +584,6 @@ class WebmailStore:
                 patient_ins=ins,
                 detail=detail,
             )
-
-    async def access_log(self, ins: str, *, offset: int, limit: int) -> AccessPage:
-        """One page of the events touching the patient's data, most recent first."""
-        async with self.db.session() as s:
-            total = await audit.count_for_patient(s, ins)
-            events = await audit.events_for_patient(s, ins, offset=offset, limit=limit)
-        return AccessPage(list(events), total)
 
     # --- new-message notifications (mssante.md §4) -----------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -32,7 +31,6 @@ class Webmail:
     notifier: Notifier
     settings: WebmailSettings
     pages: Pages = field(default_factory=Pages)
-    on_sent: Callable[[], None] = lambda: None  # wakes the relay worker
 
 
 def webmail_of(request: Request) -> Webmail:

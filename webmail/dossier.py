@@ -5,6 +5,7 @@ filed automatically, and the page listing every access to the patient's data."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,8 +15,8 @@ from starlette.routing import Route
 
 from directory.webauth import WebIdentity
 from storage import dossier
-from storage.models import AuditEvent, DossierDocument
-from storage.webmail_store import Party
+from storage.models import DossierDocument
+from storage.webmail_store import AccessEvent, Party, Reads
 from webmail.context import webmail_of
 from webmail.http import login_required, not_found, page, redirect
 from webmail.labels import action_label, document_type_label, method_label
@@ -64,23 +65,23 @@ class SavedAttachment:
     entry_uuid: str = ""
 
 
+Listed = DossierDocument | dossier.ListedDocument  # one document shown, or one of a list
+
+
 @dataclass(frozen=True)
 class DocumentItem:
-    doc: DossierDocument
+    doc: Listed
     type_label: str
     date: datetime
     message_id: int | None  # the row id of the source message, when it is still there
     author: str  # the document's author, else who sent it (annuaire or account name)
 
 
-async def _items(
-    request: Request, who: WebIdentity, docs: list[DossierDocument]
-) -> list[DocumentItem]:
+async def _items(reads: Reads, who: WebIdentity, docs: Sequence[Listed]) -> list[DocumentItem]:
     """The patient's ``docs`` with their labels, source and author."""
-    store = webmail_of(request).store
     refs = {(d.source_folder_id, d.source_uid) for d in docs if d.source_folder_id and d.source_uid}
-    ids = await store.message_ids(who.account_id, refs)
-    parties = await store.parties(d.sender for d in docs if not d.author_name and d.sender)
+    ids = await reads.message_ids(who.account_id, refs)
+    parties = await reads.parties(d.sender for d in docs if not d.author_name and d.sender)
     return [
         DocumentItem(
             d,
@@ -104,29 +105,30 @@ def _types_by_label(types: set[dossier.TypeKey]) -> dict[str, set[dossier.TypeKe
 async def documents(request: Request, who: WebIdentity) -> Response:
     """The dossier by date, newest first, a page at a time, of one type when one is chosen."""
     webmail = webmail_of(request)
-    labels = _types_by_label(await webmail.store.document_types(who.account_id))
     chosen = request.query_params.get("type", "")
     pager = requested_pager(
         request, webmail.settings.page_size, (("type", chosen),) if chosen else ()
     )
     if pager is None:
         return not_found(request, who)
-    found = await webmail.store.documents(
-        who.account_id,
-        types=labels.get(chosen, set()) if chosen else None,
-        offset=pager.offset,
-        limit=pager.size,
-    )
-    pager = pager.counted(found.total)
-    if not pager.exists:
-        return not_found(request, who)
+    async with webmail.store.reads() as reads:
+        counts = await reads.document_types(who.account_id)
+        labels = _types_by_label(set(counts))
+        types = labels.get(chosen, set()) if chosen else None
+        pager = pager.counted(sum(n for t, n in counts.items() if types is None or t in types))
+        if not pager.exists:
+            return not_found(request, who)
+        found = await reads.documents(
+            who.account_id, types=types, offset=pager.offset, limit=pager.size
+        )
+        items = await _items(reads, who, found)
     return page(
         request,
         "dossier.html",
         who,
         title="Mon dossier",
         section="dossier",
-        items=await _items(request, who, found.documents),
+        items=items,
         types=sorted(labels),
         chosen=chosen,
         pager=pager,
@@ -148,7 +150,8 @@ async def document(request: Request, who: WebIdentity) -> Response:
     if doc is None:
         return not_found(request, who)
     # Only this document is described: the page costs the same whatever the dossier's size.
-    (item,) = await _items(request, who, [doc])
+    async with webmail_of(request).store.reads() as reads:
+        (item,) = await _items(reads, who, [doc])
     return page(
         request,
         "document.html",
@@ -270,11 +273,12 @@ async def access_log(request: Request, who: WebIdentity) -> Response:
     pager = requested_pager(request, webmail.settings.page_size)
     if pager is None:
         return not_found(request, who)
-    found = await webmail.store.access_log(who.ins, offset=pager.offset, limit=pager.size)
-    pager = pager.counted(found.total)
-    if not pager.exists:
-        return not_found(request, who)
-    parties = await webmail.store.parties(e.actor for e in found.events if "@" in e.actor)
+    async with webmail.store.reads() as reads:
+        found = await reads.access_log(who.ins, offset=pager.offset, limit=pager.size)
+        pager = pager.counted(found.total)
+        if not pager.exists:
+            return not_found(request, who)
+        parties = await reads.parties(e.actor for e in found.events if "@" in e.actor)
     return page(
         request,
         "access.html",
@@ -286,7 +290,7 @@ async def access_log(request: Request, who: WebIdentity) -> Response:
     )
 
 
-def _access_row(event: AuditEvent, parties: dict[str, Party], who: WebIdentity) -> AccessRow:
+def _access_row(event: AccessEvent, parties: dict[str, Party], who: WebIdentity) -> AccessRow:
     yourself = event.actor == who.address
     party = party_for(parties, event.actor, "") if "@" in event.actor else None
     return AccessRow(

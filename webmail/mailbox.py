@@ -77,15 +77,18 @@ async def _folder(request: Request, who: WebIdentity, folder: str) -> Response:
     pager = requested_pager(request, webmail.settings.page_size)
     if pager is None:
         return not_found(request, who)
-    found = await webmail.store.page(who.account_id, folder, offset=pager.offset, limit=pager.size)
-    pager = pager.counted(found.total)
-    if not pager.exists:
-        return not_found(request, who)
-    people = [
-        envelope_from(m.envelope) if folder == INBOX else (envelope_to(m.envelope) or [("", "")])[0]
-        for m in found.messages
-    ]
-    parties = await webmail.store.parties(a for _, a in people)
+    async with webmail.store.reads() as reads:
+        found = await reads.page(who.account_id, folder, offset=pager.offset, limit=pager.size)
+        pager = pager.counted(found.total)
+        if not pager.exists:
+            return not_found(request, who)
+        people = [
+            envelope_from(m.envelope)
+            if folder == INBOX
+            else (envelope_to(m.envelope) or [("", "")])[0]
+            for m in found.messages
+        ]
+        parties = await reads.parties(a for _, a in people)
     items = [
         ListItem(
             m.id,
@@ -157,16 +160,19 @@ async def show(request: Request, who: WebIdentity) -> Response:
     message = await asyncio.to_thread(read_message, stored.data)
     wants_mdn = stored.folder == INBOX and bool(message.disposition_notification_to)
     before = await webmail.store.add_flags(
-        stored.folder_id, stored.uid, [SEEN, MDN_SENT] if wants_mdn else [SEEN]
+        stored.folder_id,
+        stored.uid,
+        [SEEN, MDN_SENT] if wants_mdn else [SEEN],
+        known=stored.flags,  # read with the message: a message read again writes nothing
     )
     if wants_mdn and MDN_SENT not in before:
         await _send_mdn(request, webmail, who, stored, message)
-    contacts = await webmail.store.contacts(who.account_id)
+    async with webmail.store.reads() as reads:
+        contacts, parties = await reads.contacts(
+            who.account_id, [message.from_address, *(a for _, a in message.to)]
+        )
+        filed = await reads.filed(who.account_id, [a.sha256 for a in message.attachments])
     target = _reply_target(message, contacts) if stored.folder == INBOX else None
-    parties = await webmail.store.parties([message.from_address, *(a for _, a in message.to)])
-    filed = await webmail.store.filed_contents(
-        who.account_id, [a.sha256 for a in message.attachments]
-    )
     return page(
         request,
         "message.html",
@@ -224,7 +230,6 @@ async def _send_mdn(
     outcome = await webmail.pipeline.deliver(
         sender, [Accepted(route)], data, remote_address=client_address(request)
     )
-    webmail.on_sent()
     await webmail.store.record(
         actor_of(request, who),
         "message.mdn",
@@ -364,7 +369,6 @@ async def send(request: Request, who: WebIdentity) -> Response:
     refused = outcome.all_refused
     if refused is not None:
         return await again(refusal_fr(refused), 403)
-    webmail.on_sent()
     await webmail.store.save_sent(who.account_id, data, actor=actor_of(request, who), ins=who.ins)
     return redirect("/envoyes?envoye=1")
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, text, update
 
 from storage import audit, dossier
 from storage.dossier import Provenance
@@ -186,6 +187,37 @@ async def test_another_patient_sees_none_of_these_rows(filled: Site) -> None:
     finally:
         await other.client.aclose()
         await other.db.close()
+
+
+async def test_the_dossier_is_read_in_index_order(filled: Site) -> None:
+    """A page of the dossier comes from ix_dossier_documents_patient_date (migration 0009),
+    not from sorting every document of the patient; on PostgreSQL the index exists."""
+    if filled.db.dialect != "sqlite":
+        async with filled.db.read() as conn:
+            names = await conn.scalars(
+                text("SELECT indexname FROM pg_indexes WHERE tablename = 'dossier_documents'")
+            )
+            assert "ix_dossier_documents_patient_date" in set(names)
+        return
+    listed: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM dossier_documents" in statement and "ORDER BY coalesce" in statement:
+            listed.append((statement, parameters))
+
+    engine = filled.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert (await filled.client.get("/dossier?page=2")).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    ((statement, parameters),) = listed
+    async with filled.db.read() as conn:
+        plan = " ".join(
+            str(row[-1])
+            for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        )
+    assert "ix_dossier_documents_patient_date" in plan and "ORDER BY" not in plan, plan
 
 
 async def test_reading_a_message_again_writes_no_flag(filled: Site) -> None:

@@ -5,6 +5,7 @@ data unreachable by changing an identifier, expiry, and the mail, dossier and ac
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from datetime import timedelta
@@ -16,7 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from directory import otp
-from storage.models import AuditEvent, DossierDocument, utcnow
+from directory.patients import close
+from storage.models import AuditEvent, DossierDocument, WebSession, utcnow
 from tests.webmail.conftest import open_site
 from tests.webmail.site import CAMILLE, LAB, PATIENT, Site, csrf_of, mail
 
@@ -168,6 +170,42 @@ async def test_logout_ends_the_session(site: Site) -> None:
     assert r.status_code == 200 and "déconnecté" in r.text
     site.client.cookies.set("__Host-session", session, domain="testserver.local")
     assert (await site.client.get("/messages")).status_code == 303
+
+
+async def test_activity_keeps_the_session_until_it_is_idle(site: Site) -> None:
+    """The idle limit counts from the last request (its time is written at most every 30 s)."""
+    await site.login()
+    auth = site.side.webmail.auth
+    idle = site.cfg.webmail.session_idle
+    start = utcnow()
+    try:
+        for k in (1, 2, 3):  # each request a little less than the idle limit after the last
+            auth.clock = lambda k=k: start + timedelta(seconds=k * (idle - 5))
+            assert (await site.client.get("/messages")).status_code == 200
+        auth.clock = lambda: start + timedelta(seconds=3 * (idle - 5) + idle + 5)
+        r = await site.client.get("/messages")
+        assert r.status_code == 303 and r.headers["location"] == "/connexion"
+        auth.clock = lambda: start + timedelta(seconds=3 * (idle - 5) + 10)
+        assert (await site.client.get("/messages")).status_code == 303  # ended, not just idle
+    finally:
+        auth.clock = utcnow
+
+
+async def test_a_box_closed_elsewhere_ends_its_open_session_at_the_next_request(
+    fresh_site: Site,
+) -> None:
+    """mssante.md §4: a box closed by the operator (``mailserver patient close``) is not
+    reachable from a webmail session opened before, from the very next request."""
+    site = fresh_site
+    session = await site.login()
+    assert (await site.client.get("/messages")).status_code == 200
+    async with site.db.session() as s, s.begin():
+        await close(s, PATIENT.split("@")[0], domain=site.cfg.patient_domain.name)
+    r = await site.client.get("/messages")
+    assert r.status_code == 303 and r.headers["location"] == "/connexion"
+    async with site.db.session() as s:  # the session is gone, not only refused
+        sid = hashlib.sha256(session.encode()).hexdigest()
+        assert await s.get(WebSession, sid) is None
 
 
 # --- hostile content ---------------------------------------------------------------------------
