@@ -65,7 +65,10 @@ class Door(Protocol):
 def bind_listener(cfg: Config, name: str, listener: ListenerSection) -> socket.socket:
     """Bind and listen now; a port in use is a configuration error naming the key."""
     family = socket.AF_INET6 if ":" in listener.address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto
+    # says TCP, and accepted sockets inherit it; with proto 0 a reply written in two parts
+    # (HTTP headers, then body) waited for the client's delayed ACK, 40 ms on Linux.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((listener.address, listener.port))
