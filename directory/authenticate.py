@@ -117,7 +117,12 @@ class Authenticator:
         return who
 
     async def password(self, user: str, password: str, remote: str) -> Identity:
-        """SASL PLAIN / LOGIN: development logins, and patients' app passwords."""
+        """SASL PLAIN / LOGIN: development logins, and patients' app passwords. An account
+        with too many recent failures is refused before its password is checked, by every
+        door (issue #3: throttled per client address and per account)."""
+        blocked = self.throttle.blocked(remote, user)
+        if blocked:
+            raise AuthenticationRefused(blocked)
         try:
             async with self.db.session() as session:
                 who = await identity_for_mail_client_password(session, user, password)

@@ -139,6 +139,7 @@ class MSSanteSMTP(SMTP):
         self._counted = False
         self._greeted = False
         self._in_ehlo = False
+        self._receiving_data = False
         self._identity: Identity | None = None
         self._peer: tuple[bool, str, str | None, str | None] | None = None
         self._reset_transaction()
@@ -159,6 +160,24 @@ class MSSanteSMTP(SMTP):
             counts[self._remote] = counts.get(self._remote, 0) + 1
             self._counted = True
         super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._receiving_data:
+            self._reset_timeout()
+        super().data_received(data)
+
+    def _timeout_cb(self) -> None:
+        """RFC 5321 §3.8 and §4.5.3.2.7: after the timeout the server may close; it says so
+        first with a 421 (RFC 3463 X.4.2), so the client knows it was no network failure."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        log.info("%s: no word from %s for %gs: closing", self.settings.name, self._remote,
+                 self._timeout_duration)  # fmt: skip
+        if isinstance(transport, asyncio.WriteTransport):
+            reply = f"421 4.4.2 {self.settings.hostname} timeout, closing connection\r\n"
+            transport.write(reply.encode())
+        transport.close()  # what aiosmtpd's own _timeout_cb does; connection_lost cleans up
 
     def connection_lost(self, error: Exception | None) -> None:
         self.services.live.discard(self)
@@ -473,11 +492,19 @@ class MSSanteSMTP(SMTP):
             await self.push("503 5.5.1 no valid recipients" if self._sender else
                             "503 5.5.1 need MAIL and RCPT before DATA")  # fmt: skip
             return
+        # While the message arrives the limit is data_timeout without a byte from the client
+        # (data_received restarts it), not command_timeout from the DATA command: aiosmtpd arms
+        # its timer once per command, which cut off any transfer longer than command_timeout.
         self._timeout_duration = self.settings.data_timeout
+        self._receiving_data = True
+        self._reset_timeout()
         try:
             await super().smtp_DATA(arg)
         finally:
+            self._receiving_data = False
             self._timeout_duration = self.settings.command_timeout
+            if self.transport is not None:
+                self._reset_timeout()  # the next command is awaited from the reply on
             self._reset_transaction()
 
     async def on_data(self, envelope: Envelope) -> str:
