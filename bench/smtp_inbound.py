@@ -240,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["ours", "postfix"])
     ap.add_argument("--profile", type=Path, help="py-spy our server into this directory")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--processes", type=int, help="our server.processes (default: as shipped)")
     args = ap.parse_args(argv)
     sizes = args.size or [2048, 102400]
     if args.only != "ours":
@@ -252,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     inst = Instance(work)
     inst.add_boxes(BOXES)
     inst.edit_config(limits={"connections_per_address": 1000})
+    if args.processes:
+        inst.edit_config(server={"processes": args.processes})
     peer = inst.demo["peer_operator"]
     server = inst.demo["server"]
     ca = inst.path(inst.demo["trust"]["ca_bundle"])

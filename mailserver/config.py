@@ -41,6 +41,10 @@ class ServerSection(_Section):
     hostname: str
     domains: list[str] = Field(min_length=1)
     data_dir: Path = Path("data")
+    # Processes serving the doors (one per CPU core uses them all): each accepts connections on
+    # every listener; the first also runs the relay, filing and notification workers and the
+    # admin door (mailserver.supervisor).
+    processes: int = Field(default=1, ge=1, le=64)
 
     @field_validator("domains")
     @classmethod

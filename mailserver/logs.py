@@ -18,9 +18,11 @@ def _not_aiosmtpd_deprecation(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("Session.login_data is deprecated")
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: str = "INFO", *, with_pid: bool = False) -> None:
+    """``with_pid``: each line says which process wrote it (``server.processes`` > 1)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_UTCFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    pid = "[%(process)d] " if with_pid else ""
+    handler.setFormatter(_UTCFormatter(f"%(asctime)s %(levelname)s {pid}%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -3,7 +3,9 @@
 `serve()` binds every listener first (so a port in use is a configuration error reported
 before anything starts), then starts the doors, logs "ready" with the addresses, and waits for
 SIGTERM/SIGINT: then it stops accepting, lets in-flight work finish within
-`limits.shutdown_grace` seconds, closes the database and returns 0.
+`limits.shutdown_grace` seconds, closes the database and returns 0. With `server.processes`
+> 1 it runs in each process forked by mailserver.supervisor, on the listeners the supervisor
+bound, in the `Role` it is given.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import logging
 import signal
 import socket
 import ssl
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import uvicorn
@@ -26,12 +29,14 @@ from starlette.applications import Starlette
 from certs.errors import CertsError
 from certs.tls import server_context
 from certs.truststore import TrustStore
+from directory.throttle import Throttle
 from mailserver.admin import build_admin_app
 from mailserver.config import Config, ConfigError, ListenerSection
 from mailserver.errors import CommandError
 from mailserver.imapside import build_imap_side
-from mailserver.mail import build_mail_side, door_settings
+from mailserver.mail import MailSide, build_mail_side, door_settings
 from mailserver.metrics import Metrics
+from mailserver.siblings import Siblings
 from mailserver.webmailside import build_webmail_side
 from smtp.server import SmtpDoor
 from storage.changes import ChangeBus
@@ -178,9 +183,8 @@ def check_tls(cfg: Config) -> TrustStore:
 TLS_READ_BUFFER = 16 * 1024
 
 
-async def serve(cfg: Config) -> int:
-    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
-    trust = check_tls(cfg)
+def bind_listeners(cfg: Config) -> dict[str, socket.socket]:
+    """Every enabled door's socket, bound and listening; none left open on an error."""
     sockets: dict[str, socket.socket] = {}
     try:
         for name in IMPLEMENTED_DOORS:
@@ -191,6 +195,82 @@ async def serve(cfg: Config) -> int:
         for s in sockets.values():
             s.close()
         raise
+    return sockets
+
+
+@dataclass(frozen=True)
+class Role:
+    """Which process of the server this one is (``server.processes``; mailserver.supervisor).
+
+    The first process (index 0) runs the queue workers and the admin door; every process
+    serves the SMTP, IMAP and webmail doors on the shared listening sockets."""
+
+    index: int = 0
+    count: int = 1
+    siblings: Path | None = None  # the directory of the processes' note sockets
+    ready: Callable[[str], None] | None = None  # tells the supervisor, with the doors
+    lifeline: int | None = None  # a pipe's read end: end of file when the supervisor is gone
+
+    @property
+    def primary(self) -> bool:
+        return self.index == 0
+
+
+def _join_siblings(
+    role: Role, bus: ChangeBus, mail: MailSide, throttles: dict[str, Throttle]
+) -> Siblings | None:
+    """Wire this process to the others (mailserver.siblings): folder changes, wake-ups for
+    the workers of the first process, and authentication failures."""
+    if role.count == 1 or role.siblings is None:
+        return None
+    siblings = Siblings(role.siblings)
+    bus.relays.append(lambda ids: siblings.send("folders", ids))
+    siblings.on("folders", lambda ids: bus.deliver(int(i) for i in ids))
+    for name, throttle in throttles.items():
+        throttle.shared = lambda *args, name=name: siblings.send("throttle", name, *args)
+
+    def throttled(name: str, event: str, *args: str | None) -> None:
+        if name in throttles:
+            throttles[name].apply(event, *args)
+
+    siblings.on("throttle", throttled)
+    if role.primary:
+        wakes = {"relay": mail.worker.wake.set, "filing": mail.filing.nudge}
+        siblings.on("wake", lambda name: wakes[name]() if name in wakes else None)
+    else:  # the workers run in the first process: wake them there
+        mail.store.on_queued = lambda: siblings.send("wake", "relay")
+        mail.store.on_patient_delivery = lambda: siblings.send("wake", "filing")
+    siblings.start()
+    return siblings
+
+
+def _watch_lifeline(role: Role, stopping: asyncio.Event) -> None:
+    """Stop when the supervisor is gone (its end of the pipe closed), even after SIGKILL."""
+    if role.lifeline is None:
+        return
+    loop = asyncio.get_running_loop()
+    fd = role.lifeline
+
+    def readable() -> None:
+        loop.remove_reader(fd)
+        log.warning("the supervisor process is gone: stopping")
+        stopping.set()
+
+    loop.add_reader(fd, readable)
+
+
+async def serve(
+    cfg: Config, role: Role | None = None, sockets: dict[str, socket.socket] | None = None
+) -> int:
+    """Serve until SIGTERM/SIGINT: on the listeners given (bound by the supervisor), or on
+    listeners bound now."""
+    role = role or Role()
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+    trust = check_tls(cfg)
+    if sockets is None:
+        sockets = bind_listeners(cfg)
+    if not role.primary and "admin" in sockets:
+        sockets.pop("admin").close()  # the first process answers the admin door
     try:
         db = await open_database(cfg.database_url)
     except DatabaseError as exc:
@@ -198,15 +278,22 @@ async def serve(cfg: Config) -> int:
             s.close()
         raise CommandError(str(exc), status=2) from None
 
+    if role.count > 1:
+        db.share_writer_turns()
     rt = Runtime(cfg, db, trust)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, rt.stopping.set)
+    _watch_lifeline(role, rt.stopping)
+    siblings: Siblings | None = None
     try:
         bus = ChangeBus()  # deliveries and IMAP changes wake IDLE sessions
         mail = build_mail_side(cfg, db, trust, on_delivered=bus.publish)
         imap = build_imap_side(cfg, db, mail, bus)
         await imap.start()
+        throttles: dict[str, Throttle] = {}
+        if mail.services.authenticator is not None:
+            throttles["mail"] = mail.services.authenticator.throttle
         if "admin" in sockets:
             rt.doors.append(HttpDoor("admin", build_admin_app(db, rt.metrics), sockets["admin"]))
         for name in SMTP_DOORS:
@@ -217,13 +304,22 @@ async def serve(cfg: Config) -> int:
             webmail = build_webmail_side(cfg, db, mail, bus.publish)
             https = HttpDoor("webmail", webmail.app, sockets["webmail"], "https", tls=webmail.tls)
             rt.doors.append(https)
-            rt.workers.append(asyncio.create_task(webmail.worker.run(rt.stopping)))
+            throttles["web"] = webmail.webmail.auth.throttle
+            if role.primary:
+                rt.workers.append(asyncio.create_task(webmail.worker.run(rt.stopping)))
+        siblings = _join_siblings(role, bus, mail, throttles)
         for door in rt.doors:
             await door.start()
         rt.workers.append(asyncio.create_task(rt.crl_refresher(cfg.tls.crl_refresh)))
-        rt.workers.append(asyncio.create_task(mail.worker.run(rt.stopping)))
-        rt.workers.append(asyncio.create_task(mail.filing.run(rt.stopping)))
-        log.info("ready %s (database %s)", " ".join(d.describe() for d in rt.doors), db.dialect)
+        if role.primary:
+            rt.workers.append(asyncio.create_task(mail.worker.run(rt.stopping)))
+            rt.workers.append(asyncio.create_task(mail.filing.run(rt.stopping)))
+        doors = " ".join(d.describe() for d in rt.doors)
+        if role.ready is not None:
+            role.ready(doors)
+            log.debug("process %d ready", role.index)
+        else:
+            log.info("ready %s (database %s)", doors, db.dialect)
         await rt.stopping.wait()
         log.info("stopping: no new connections, finishing in-flight work")
         for door in rt.doors:
@@ -233,6 +329,8 @@ async def serve(cfg: Config) -> int:
         await asyncio.gather(*rt.workers, return_exceptions=True)
         await imap.stop()
     finally:
+        if siblings is not None:
+            siblings.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await db.close()

@@ -6,9 +6,12 @@ delivery (``MessageStore(on_delivered=bus.publish)``) or a change made by anothe
 each subscriber's :meth:`Subscriber.folder_changed` runs at once (it only sets a flag and wakes
 the session: no I/O on the publisher's path).
 
-Across processes sharing PostgreSQL, :class:`PostgresRelay` forwards each publication with
-``NOTIFY`` on one channel and ``LISTEN``\\ s for the other nodes' (architecture.md, storage
-model), so an IDLE on one node wakes up for a delivery made by another.
+Beyond the process, each of the bus's ``relays`` forwards what was published: across nodes
+sharing PostgreSQL, :class:`PostgresRelay` sends it with ``NOTIFY`` on one channel and
+``LISTEN``\\ s for the other nodes' (architecture.md, storage model), so an IDLE on one node
+wakes up for a delivery made by another; between the processes of one server
+(``server.processes``), mailserver.siblings passes it on; both hand what they receive to
+:meth:`ChangeBus.deliver`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 __all__ = ["CHANNEL", "ChangeBus", "PostgresRelay", "Subscriber"]
@@ -36,7 +39,7 @@ class ChangeBus:
 
     def __init__(self) -> None:
         self._watchers: dict[int, set[Subscriber]] = {}
-        self.relay: PostgresRelay | None = None
+        self.relays: list[Callable[[list[int]], None]] = []  # to other processes or nodes
 
     def subscribe(self, folder_id: int, subscriber: Subscriber) -> None:
         self._watchers.setdefault(folder_id, set()).add(subscriber)
@@ -52,11 +55,12 @@ class ChangeBus:
         return len(self._watchers.get(folder_id, ()))
 
     def publish(self, folder_ids: Iterable[int]) -> None:
-        """Folders changed (committed): wake this process's watchers, tell the other nodes."""
+        """Folders changed (committed): wake this process's watchers, tell the others."""
         ids = sorted(set(folder_ids))
         self.deliver(ids)
-        if self.relay is not None and ids:
-            self.relay.forward(ids)
+        if ids:
+            for relay in self.relays:
+                relay(ids)
 
     def deliver(self, folder_ids: Iterable[int]) -> None:
         for folder_id in folder_ids:
@@ -84,10 +88,11 @@ class PostgresRelay:
 
         self._conn = await asyncpg.connect(self.dsn)
         await self._conn.add_listener(CHANNEL, self._on_notify)
-        self.bus.relay = self
+        self.bus.relays.append(self.forward)
 
     async def stop(self) -> None:
-        self.bus.relay = None
+        if self.forward in self.bus.relays:
+            self.bus.relays.remove(self.forward)
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -112,6 +114,18 @@ class Database:
         # sleep in SQLite's busy handler, which turned concurrent deliveries into waits of
         # seconds. PostgreSQL locks rows, not the database: no lock there.
         self._writer = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._writer_file: int | None = None  # share_writer_turns
+
+    def share_writer_turns(self) -> None:
+        """Several server processes write this SQLite file (``server.processes``): their
+        writers also take turns through an exclusive lock on ``<file>-writer.lock``, handed
+        over by the kernel as soon as it is released, instead of SQLite's busy handler,
+        which sleeps up to 100 ms between tries. Each process opens the file itself (a lock
+        belongs to one open file, and a forked process would share its parent's)."""
+        database = make_url(self.url).database
+        if self.dialect != "sqlite" or not database or self._writer_file is not None:
+            return
+        self._writer_file = os.open(f"{database}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
 
     @property
     def dialect(self) -> str:
@@ -140,7 +154,14 @@ class Database:
         SQLite (one writer at a time) writers queue here instead of colliding and sleeping
         in SQLite's busy handler; on PostgreSQL rows are locked, not the database: no wait."""
         async with self._writer or contextlib.nullcontext():
-            yield
+            if self._writer_file is None:
+                yield
+                return
+            await _lock_file(self._writer_file)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._writer_file, fcntl.LOCK_UN)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -163,6 +184,27 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._writer_file is not None:
+            os.close(self._writer_file)
+            self._writer_file = None
+
+
+async def _lock_file(fd: int) -> None:
+    """An exclusive lock on ``fd``: at once when it is free, else waited for in a thread.
+    Cancelled while waiting, the lock is released as soon as the thread gets it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    waiting = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
+    try:
+        await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        waiting.add_done_callback(
+            lambda f: None if f.cancelled() or f.exception() else fcntl.flock(fd, fcntl.LOCK_UN)
+        )
+        raise
 
 
 async def open_database(url: str) -> Database:

@@ -1,11 +1,12 @@
-"""`mailserver serve`: run every enabled door and worker in one process."""
+"""`mailserver serve`: run every enabled door and worker, in one process or, with
+`server.processes` > 1, in several under a supervisor (mailserver.supervisor)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 
-from mailserver import logs, runtime
+from mailserver import logs, runtime, supervisor
 from mailserver.commands._common import SubParsers, add_config_arg, load
 
 
@@ -25,7 +26,9 @@ def register(sub: SubParsers) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     cfg = load(args)
-    logs.configure(cfg.logging.level)
+    logs.configure(cfg.logging.level, with_pid=cfg.server.processes > 1)
+    if cfg.server.processes > 1:
+        return supervisor.supervise(cfg)
     return asyncio.run(runtime.serve(cfg))
 
 
