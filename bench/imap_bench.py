@@ -72,7 +72,7 @@ def wait_imap(port: int, timeout: float = 30) -> None:
 class Ours:
     """``mailserver init --demo`` in ``root``, ``mailserver serve`` as a subprocess."""
 
-    def __init__(self, root: Path, port_base: int) -> None:
+    def __init__(self, root: Path, port_base: int, processes: int | None = None) -> None:
         self.dir = root / "ours"
         subprocess.run([sys.executable, "-m", "mailserver", "init", str(self.dir), "--domain",
                         "demo.mssante.fr", "--demo", "--port-base", str(port_base)],
@@ -84,6 +84,8 @@ class Ours:
         cfg = tomllib.loads(cfg_path.read_text())
         cfg.setdefault("limits", {})["connections_per_address"] = 50_000
         cfg["logging"] = {"level": "WARNING"}
+        if processes:
+            cfg["server"]["processes"] = processes
         cfg_path.write_text(tomli_w.dumps(cfg))
         self.config = cfg_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -265,11 +267,13 @@ def main() -> None:
         "the top functions",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--processes", type=int, help="our server.processes (default: as shipped)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="imapbench-", dir="/tmp"))
     root.chmod(0o755)
     mbox = write_mbox(root / "bench.mbox", 2000)
-    ours = Ours(root, port_base=free_port() // 1000 * 1000 % 50000 + 10000)
+    ours = Ours(root, port_base=free_port() // 1000 * 1000 % 50000 + 10000,
+                processes=args.processes)  # fmt: skip
     cert, key = ours.cert_and_key()
     if args.profile:
         ours.prelude = (

@@ -9,6 +9,7 @@ without PEEK sets ``\\Seen`` (in a read-write mailbox) with one STORE for all th
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Final
 
 from imap.arguments import Command, FetchArgs
@@ -40,32 +41,84 @@ _COLUMNS: Final = {
     "MODSEQ": ("modseq",),
     "UID": (),
 }
+# Message contents read per trip to the blob thread: at most this many, this many octets.
+_BLOB_BATCH: Final = 32
+_BLOB_BATCH_OCTETS: Final = 4 * 1024 * 1024
+
+Meta = tuple[list[Any], list[Any], dict[str, PartSpan]]
+
+
+class _MetaCache:
+    """(envelope, body structure, parts) and their rendered ENVELOPE / BODYSTRUCTURE / BODY,
+    by blob SHA-256: blobs are content-addressed, so a message's metadata never changes
+    (every session fetching the same new messages decoded the same JSON again)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[Meta, dict[str, bytes]]] = OrderedDict()
+
+    def get(self, sha256: str) -> tuple[Meta, dict[str, bytes]] | None:
+        found = self._items.get(sha256)
+        if found is not None:
+            self._items.move_to_end(sha256)
+        return found
+
+    def put(self, sha256: str, meta: Meta) -> tuple[Meta, dict[str, bytes]]:
+        entry: tuple[Meta, dict[str, bytes]] = (meta, {})
+        self._items[sha256] = entry
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return entry
+
+
+_META: Final = _MetaCache(4096)
 
 
 class _Message:
     """One message being answered: its row, and its content and metadata when needed."""
 
-    __slots__ = ("_meta", "data", "row")
+    __slots__ = ("_cached", "data", "row")
 
-    def __init__(self, row: Any) -> None:
+    def __init__(self, row: Any, data: bytes | None = None) -> None:
         self.row = row
-        self.data: bytes | None = None
-        self._meta: tuple[list[Any], list[Any], dict[str, PartSpan]] | None = None
+        self.data = data
+        self._cached: tuple[Meta, dict[str, bytes]] | None = None
 
-    def meta(self) -> tuple[list[Any], list[Any], dict[str, PartSpan]]:
-        """(envelope, body structure, parts) from the cache, or parsed again if the row
-        predates the cache."""
-        if self._meta is None:
-            try:
-                self._meta = meta_from_json(
-                    getattr(self.row, "envelope", "") or "",
-                    getattr(self.row, "body_structure", "") or "",
-                )
-            except (ValueError, TypeError):
-                assert self.data is not None, "message content needed to rebuild its metadata"
-                parsed = parse_metadata(self.data)
-                self._meta = (parsed.envelope, parsed.body_structure, parsed.parts)
-        return self._meta
+    def _entry(self) -> tuple[Meta, dict[str, bytes]]:
+        if self._cached is None:
+            sha = self.row.blob_sha256
+            self._cached = _META.get(sha) or _META.put(sha, self._decode())
+        return self._cached
+
+    def _decode(self) -> Meta:
+        """From the JSON cached in the row, or parsed again if the row predates it."""
+        try:
+            return meta_from_json(
+                getattr(self.row, "envelope", "") or "",
+                getattr(self.row, "body_structure", "") or "",
+            )
+        except (ValueError, TypeError):
+            assert self.data is not None, "message content needed to rebuild its metadata"
+            parsed = parse_metadata(self.data)
+            return parsed.envelope, parsed.body_structure, parsed.parts
+
+    def meta(self) -> Meta:
+        """(envelope, body structure, parts)."""
+        return self._entry()[0]
+
+    def rendered(self, name: str) -> bytes:
+        """The ENVELOPE, BODYSTRUCTURE or BODY item, rendered once per message content."""
+        meta, rendered = self._entry()
+        found = rendered.get(name)
+        if found is None:
+            if name == "ENVELOPE":
+                found = b"ENVELOPE " + envelope(meta[0])
+            elif name == "BODYSTRUCTURE":
+                found = b"BODYSTRUCTURE " + body_structure(meta[1])
+            else:
+                found = b"BODY " + body_structure(body_without_extensions(meta[1]))
+            rendered[name] = found
+        return found
 
 
 def _literal(data: bytes | None) -> bytes:
@@ -113,12 +166,8 @@ def _item(attr: FetchAttribute, m: _Message, sel: SelectedMailbox) -> bytes:
             return b"INTERNALDATE " + internal_date(row.internal_date)
         if name == "RFC822.SIZE":
             return b"RFC822.SIZE %d" % row.size
-        if name == "ENVELOPE":
-            return b"ENVELOPE " + envelope(m.meta()[0])
-        if name == "BODYSTRUCTURE":
-            return b"BODYSTRUCTURE " + body_structure(m.meta()[1])
-        if name == "BODY":
-            return b"BODY " + body_structure(body_without_extensions(m.meta()[1]))
+        if name in ("ENVELOPE", "BODYSTRUCTURE", "BODY"):
+            return m.rendered(name)
         assert m.data is not None
         parts = m.meta()[2]
         if name == "RFC822":
@@ -169,6 +218,8 @@ async def fetch(session: Session, command: Command) -> str:
         return "FETCH completed"
     set_seen = not sel.readonly and _sets_seen(attrs)
     columns = _columns(attrs)
+    if _needs_content(attrs):
+        columns.append("size")  # to read the contents in batches of bounded size
     if set_seen:
         columns += ["flags", "modseq"]
     found = await store.rows(sel.folder_id, ranges, columns, changed_since=args.changed_since)
@@ -247,15 +298,37 @@ async def _send(
                 await session.flush_if_large()
         session.write(b"".join(batch))
         return
-    for seq, row in numbered:
-        m = _Message(row)
-        if content or _needs_reparse(row, attrs):
-            m.data = await store.read_blob(row.blob_sha256)
-        if _FLAGS in attrs:
-            session.announce_keywords(row.flags)
-        items = b" ".join(_item(a, m, sel) for a in attrs)
-        session.write(b"* %d FETCH (" % seq + items + b")\r\n")
-        await session.flush_if_large()
+    for group in _batches(numbered, content):
+        wanted = [row.blob_sha256 for _, row in group if content or _needs_reparse(row, attrs)]
+        # One trip to the blob thread for the batch, not one per message.
+        blobs = await store.read_blobs(wanted) if wanted else {}
+        for seq, row in group:
+            m = _Message(row, blobs.get(row.blob_sha256) if blobs else None)
+            if _FLAGS in attrs:
+                session.announce_keywords(row.flags)
+            items = b" ".join(_item(a, m, sel) for a in attrs)
+            session.write(b"* %d FETCH (" % seq + items + b")\r\n")
+            await session.flush_if_large()
+
+
+def _batches(numbered: list[tuple[int, Any]], content: bool) -> list[list[tuple[int, Any]]]:
+    """The messages in groups whose contents are read together: at most ``_BLOB_BATCH``
+    of them and about ``_BLOB_BATCH_OCTETS`` (a message larger than that is alone)."""
+    if not content:
+        return [numbered[i : i + _BLOB_BATCH] for i in range(0, len(numbered), _BLOB_BATCH)]
+    out: list[list[tuple[int, Any]]] = []
+    current: list[tuple[int, Any]] = []
+    octets = 0
+    for item in numbered:
+        size = int(item[1].size)
+        if current and (len(current) >= _BLOB_BATCH or octets + size > _BLOB_BATCH_OCTETS):
+            out.append(current)
+            current, octets = [], 0
+        current.append(item)
+        octets += size
+    if current:
+        out.append(current)
+    return out
 
 
 def _needs_reparse(row: Any, attrs: tuple[FetchAttribute, ...]) -> bool:

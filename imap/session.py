@@ -214,7 +214,7 @@ class Session:
         for seq in updates.expunged_seqs:
             self.untagged(f"{seq} EXPUNGE")
         if updates.exists is not None:
-            await self._claim_recent(sel, updates.new_uids)
+            await self._claim_recent(sel, updates.new_uids, changes.recent_uid)
             self.untagged(f"{updates.exists} EXISTS")
             self.untagged(f"{len(sel.recent)} RECENT")  # RFC 3501 §7.3.2
         for seq, uid, flags, modseq in updates.flags:
@@ -223,14 +223,16 @@ class Session:
             text = flag_list(sel.flags_of(uid, flags)).decode("ascii")
             self.untagged(f"{seq} FETCH (UID {uid} FLAGS {text}{extra})")
 
-    async def _claim_recent(self, sel: SelectedMailbox, new_uids: list[int]) -> None:
+    async def _claim_recent(self, sel: SelectedMailbox, new_uids: list[int], read: int) -> None:
         """RFC 3501 §2.3.2: a read-write session told of new messages first is the one that
-        sees them \\Recent; a read-only one sees those nobody has claimed, claiming none."""
-        store = self.services.store
+        sees them \\Recent; a read-only one sees those nobody has claimed, claiming none.
+        ``read`` is the folder's recent mark as read with the changes (same snapshot): a
+        read-only session uses it as is, a read-write one claims only when it is below the
+        newest UID (otherwise another session was told first and nothing is written)."""
         if sel.readonly:
-            mark = await store.recent_mark(sel.folder_id)
+            mark = read
         else:
-            mark = await store.claim_recent(sel.folder_id, sel.max_uid)
+            mark = await self.services.store.claim_recent(sel.folder_id, sel.max_uid, mark=read)
         sel.add_recent(new_uids, mark)
 
     # -- input -----------------------------------------------------------------------------------

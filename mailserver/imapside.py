@@ -65,6 +65,7 @@ class ImapSide:
     async def stop(self) -> None:
         if self.relay is not None:
             await self.relay.stop()
+        self.store.close()  # its SQLite worker threads (storage.sync_runner)
 
 
 def build_imap_side(cfg: Config, db: Database, mail: MailSide, bus: ChangeBus) -> ImapSide:

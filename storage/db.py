@@ -58,7 +58,7 @@ def normalize_url(url: str) -> str:
     raise DatabaseError(f"unsupported database {backend!r} (use sqlite or postgresql)")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL: readers never block the writer. synchronous=FULL: a committed transaction survives
     # a power loss, which "nothing accepted is lost" requires.
@@ -76,7 +76,7 @@ def create_engine(url: str) -> AsyncEngine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
