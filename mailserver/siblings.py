@@ -1,9 +1,9 @@
 """What the processes of one ``mailserver serve`` tell each other (``server.processes`` > 1).
 
-Each process of the server binds a Unix datagram socket, ``<pid>.sock``, in a directory of
-its own run (``<data_dir>/run/serve-<supervisor pid>/``) and sends every note to the sockets
-of the others. Notes are small JSON arrays, ``[kind, ...]``, each handled by the function
-registered for its kind:
+Each process of the server binds a Unix datagram socket, ``<pid>.sock``, in a directory the
+supervisor made for this run (``$TMPDIR/mailserver-XXXXXXXX``, mode 0700: nobody else can
+send a note) and sends every note to the sockets of the others. Notes are small JSON
+arrays, ``[kind, ...]``, each handled by the function registered for its kind:
 
 - ``folders``: folders changed (a delivery, an IMAP session): the IDLE and selected sessions
   of the other processes learn it at once, as their own process's would

@@ -6,7 +6,8 @@ and binds every listener (a port in use is reported once, before anything starts
 forks the processes: each runs :func:`mailserver.runtime.serve` on the inherited listening
 sockets, and the kernel hands each new connection to one of them. Everything they share
 lives in the database and the blob store; what must reach the others at once (IDLE
-wake-ups, worker wake-ups, authentication failures) goes through mailserver.siblings.
+wake-ups, worker wake-ups, authentication failures) goes through mailserver.siblings, in
+a directory of the supervisor's making that only the server's user can enter.
 
 The supervisor logs ``ready`` once every process is serving, forwards SIGTERM and SIGINT to
 them (each finishes its in-flight work within ``limits.shutdown_grace``), and returns when
@@ -25,6 +26,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -170,13 +172,20 @@ class _Supervisor:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def _notes_directory() -> Path:
+    """A new directory only this user can enter, for the processes' note sockets: short,
+    since a Unix socket's path holds at most 107 octets (unix(7))."""
+    base = tempfile.gettempdir()
+    if len(base) > 40:
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix="mailserver-", dir=base))  # mode 0700
+
+
 def supervise(cfg: Config) -> int:
     """Run ``server.processes`` server processes until SIGTERM/SIGINT."""
     runtime.check_tls(cfg)
     sockets = runtime.bind_listeners(cfg)
-    directory = cfg.data_dir / "run" / f"serve-{os.getpid()}"
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    directory = _notes_directory()
     supervisor = _Supervisor(cfg, sockets, directory)
     try:
         status = supervisor.run()
