@@ -4,7 +4,7 @@ Target: every page renders in **≤ 200 ms p99** for a patient with 1,000 messag
 documents.
 
     .venv/bin/python -m bench.webmail_pages [--messages 1000] [--documents 500]
-        [--requests 200] [--concurrency 10] [--profile DIR] [--keep]
+        [--requests 200] [--concurrency 10] [--profile DIR] [--keep] [--processes N]
 
 A fresh ``mailserver init --demo`` (embedded SQLite; bench/mailserver_instance.py). Before the
 server starts, the demo patient 146026322000196 is filled through the storage API (what
@@ -363,11 +363,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--profile", type=Path, help="py-spy raw profiles of each page here")
     ap.add_argument("--keep", action="store_true", help="keep the installation")
+    ap.add_argument("--processes", type=int, help="our server.processes (default: as shipped)")
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="webmail-bench-"))
     print(f"installation in {root}", flush=True)
     inst = Instance(root)
+    if args.processes:
+        inst.edit_config(server={"processes": args.processes})
     try:
         asyncio.run(fill(inst, args.messages, args.documents))
         db = inst.dir / "data" / "mailserver.db"

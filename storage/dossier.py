@@ -15,9 +15,20 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
@@ -217,7 +228,10 @@ TypeKey = tuple[str, str]  # (typeCode, its display name) as filed
 
 
 def _where(
-    patient_id: int, viewer: Viewer, include_superseded: bool, types: Collection[TypeKey] | None
+    patient_id: int | BindParameter[int],
+    viewer: Viewer,
+    include_superseded: bool,
+    types: Collection[TypeKey] | None,
 ) -> list[ColumnElement[bool]]:
     """The conditions selecting what ``list_documents`` and ``count_documents`` see."""
     where = [DossierDocument.patient_id == patient_id, *_visible_to(viewer)]
@@ -294,14 +308,31 @@ async def list_document_rows(
     *,
     viewer: Viewer,
     types: Collection[TypeKey] | None = None,
-    offset: int = 0,
-    limit: int | None = None,
+    offset: int,
+    limit: int,
 ) -> list[ListedDocument]:
-    """What ``list_documents`` lists (superseded documents included), only the columns a
-    list shows, without loading ORM entities (the webmail's dossier page)."""
-    where = _where(patient_id, viewer, True, types)
-    stmt = _newest_first(select(*_LISTED_COLUMNS), where, offset, limit)
-    return [ListedDocument(*row) for row in await executor.execute(stmt)]
+    """One page of what ``list_documents`` lists (superseded documents included), only the
+    columns a list shows, without loading ORM entities (the webmail's dossier page)."""
+    kinds = None if types is None else frozenset(types)
+    params = {"patient": patient_id, "offset": offset, "limit": limit}
+    rows = await executor.execute(_listed_rows(viewer, kinds), params)
+    return [ListedDocument(*row) for row in rows]
+
+
+# Each page view runs these: built once per (viewer, type filter), they keep their compiled
+# form in SQLAlchemy's cache instead of being built and keyed again on every request.
+@lru_cache(maxsize=256)
+def _listed_rows(viewer: Viewer, types: frozenset[TypeKey] | None) -> Select[Any]:
+    where = _where(bindparam("patient"), viewer, True, types)
+    stmt = select(*_LISTED_COLUMNS).where(*where).order_by(*_NEWEST_FIRST)
+    return stmt.offset(bindparam("offset")).limit(bindparam("limit"))
+
+
+@lru_cache(maxsize=16)
+def _type_counts(viewer: Viewer) -> Select[str, str, int]:
+    where = _where(bindparam("patient"), viewer, True, None)
+    columns = (DossierDocument.type_code, DossierDocument.type_display)
+    return select(*columns, func.count()).where(*where).group_by(*columns)
 
 
 async def count_documents(
@@ -332,11 +363,7 @@ async def document_type_counts(
 ) -> dict[TypeKey, int]:
     """How many documents ``viewer`` may see of each (typeCode, display) pair: the types and,
     summed, what ``count_documents`` counts (of all types or some), in one query."""
-    rows = await executor.execute(
-        select(DossierDocument.type_code, DossierDocument.type_display, func.count())
-        .where(*_where(patient_id, viewer, True, None))
-        .group_by(DossierDocument.type_code, DossierDocument.type_display)
-    )
+    rows = await executor.execute(_type_counts(viewer), {"patient": patient_id})
     return {(code, shown): count for code, shown, count in rows}
 
 

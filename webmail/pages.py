@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,6 +34,7 @@ except ZoneInfoNotFoundError:  # pragma: no cover - no tz database: show UTC
     PARIS = None
 
 
+@lru_cache(maxsize=4096)  # the same messages' dates on every view of a page
 def date_fr(value: datetime | None, *, time: bool = True) -> str:
     if value is None:
         return ""

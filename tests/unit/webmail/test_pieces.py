@@ -117,6 +117,36 @@ def test_subject_prefix_hidden_and_file_names_safe() -> None:
     assert "\n" not in header
 
 
+def test_reading_the_header_fields_of_a_message_as_sent() -> None:
+    """Names and subjects as people should see them, from header fields as mail clients
+    really write them: encoded words (RFC 2047), folded lines (RFC 5322 §2.2.3), raw UTF-8
+    (RFC 6532), the old ``address (Name)`` form, and a charset nobody knows."""
+    data = (
+        "From: =?utf-8?q?Dr_C=C3=A9line?= =?utf-8?q?_Dupont?= <Celine.Dupont@demo.mssante.fr>\r\n"
+        'To: "Martin, Camille" <camille.martin@demo.mssante.fr>,\r\n'
+        " secretariat@demo.mssante.fr (Secrétariat),\r\n"
+        " =?x-unknown?q?Labo?= <labo@demo.mssante.fr>\r\n"
+        "Subject: XDM/1.0/DDM+=?utf-8?q?R=C3=A9sultats?=\r\n de biologie\r\n"
+        "Date: Mon, 07 Dec 2026\r\n 01:00:00 +0100\r\n"
+        "Message-ID: <m1@demo.mssante.fr>\r\n"
+        "\r\nBonjour\r\n"
+    ).encode()
+    read = read_message(data)
+    # RFC 2047 §6.2: the space between two adjacent encoded words is not part of the text.
+    assert (read.from_name, read.from_address) == (
+        "Dr Céline Dupont",
+        "celine.dupont@demo.mssante.fr",
+    )
+    assert read.to == [
+        ("Martin, Camille", "camille.martin@demo.mssante.fr"),
+        ("Secrétariat", "secretariat@demo.mssante.fr"),
+        ("Labo", "labo@demo.mssante.fr"),
+    ]
+    assert read.subject == "Résultats de biologie"
+    assert read.date == datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
+    assert read.message_id == "<m1@demo.mssante.fr>"
+
+
 def test_reading_a_message_and_its_attachments() -> None:
     m = EmailMessage()
     m["From"] = "Dr Camille Martin <camille.martin@demo.mssante.fr>"
