@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import audit
 from storage.blobs import BlobRef
 from storage.db import Executor
-from storage.models import DossierDocument
+from storage.models import AuditEvent, DossierDocument
 
 Viewer = Literal["patient", "professional", "operator"]
 
@@ -48,9 +48,11 @@ __all__ = [
     "document_type_counts",
     "document_types",
     "file_documents",
+    "find_document",
     "get_document",
     "list_document_rows",
     "list_documents",
+    "read_event",
     "set_hidden",
 ]
 
@@ -382,15 +384,37 @@ async def get_document(
     A document the viewer may not see is reported as absent, and the refused attempt is
     logged too.
     """
-    doc = await session.scalar(
+    doc = await find_document(session, patient_id, document_id, viewer=viewer)
+    session.add(AuditEvent(**read_event(doc, document_id, viewer=viewer, actor=actor, ins=ins,
+                                        purpose=purpose)))  # fmt: skip
+    return doc
+
+
+async def find_document(
+    session: AsyncSession, patient_id: int, document_id: int, *, viewer: Viewer
+) -> DossierDocument | None:
+    """The document if ``viewer`` may see it; a caller shows it only with its
+    :func:`read_event` recorded (``get_document`` does both in one transaction)."""
+    return await session.scalar(
         select(DossierDocument).where(
             DossierDocument.patient_id == patient_id,
             DossierDocument.id == document_id,
             *_visible_to(viewer),
         )
     )
-    audit.record(
-        session,
+
+
+def read_event(
+    doc: DossierDocument | None,
+    document_id: int,
+    *,
+    viewer: Viewer,
+    actor: audit.Actor,
+    ins: str,
+    purpose: str,
+) -> dict[str, Any]:
+    """The audit event of reading a document, or of a refused attempt (``doc`` None)."""
+    return audit.event_values(
         actor,
         f"document.{purpose}" if doc is not None else "document.refused",
         object_type="document",
@@ -398,7 +422,6 @@ async def get_document(
         patient_ins=ins,
         detail={"viewer": viewer} if doc is not None else {"viewer": viewer, "found": False},
     )
-    return doc
 
 
 async def set_hidden(

@@ -24,7 +24,6 @@ from sqlalchemy import (
     Row,
     bindparam,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -112,7 +111,6 @@ _OWN_MESSAGE = (
 _FLAGS = select(Message.flags).where(
     Message.folder_id == bindparam("folder_id"), Message.uid == bindparam("uid")
 )
-_AUDIT = insert(AuditEvent)
 _ANNUAIRE_PARTIES = select(
     literal(0).label("source"),
     AnnuaireMailbox.id,
@@ -377,6 +375,7 @@ class WebmailStore:
         self.db = db
         self.blobs = blobs
         self.on_change = on_change
+        self.audit = audit.AuditWriter(db)  # page views' access records, group-committed
 
     @asynccontextmanager
     async def reads(self) -> AsyncIterator[Reads]:
@@ -402,32 +401,32 @@ class WebmailStore:
     async def message(
         self, account_id: int, message_id: int, *, actor: audit.Actor, ins: str, purpose: str
     ) -> StoredMessage | None:
-        """One of the patient's messages with its bytes, the access audited (mssante.md §7)
-        in the transaction that finds it; another account's message is absent, and the
-        attempt is audited too."""
-        async with self.db.transaction() as conn:
+        """One of the patient's messages with its bytes, returned once the access is in the
+        audit log (mssante.md §7); another account's message is absent, and the attempt is
+        audited too."""
+        async with self.db.read() as conn:
             row = (
                 await conn.execute(_OWN_MESSAGE, {"id": message_id, "account": account_id})
             ).first()
-            if row is None:
-                event = audit.event_values(
-                    actor,
-                    "message.refused",
-                    object_type="message",
-                    object_id=str(message_id),
-                    patient_ins=ins,
-                    detail={"purpose": purpose, "found": False},
-                )
-            else:
-                event = audit.event_values(
-                    actor,
-                    f"message.{purpose}",
-                    object_type="message",
-                    object_id=f"{row.folder_id}:{row.uid}",
-                    patient_ins=ins,
-                    detail={"message_id": row.message_id},
-                )
-            await conn.execute(_AUDIT, event)
+        if row is None:
+            event = audit.event_values(
+                actor,
+                "message.refused",
+                object_type="message",
+                object_id=str(message_id),
+                patient_ins=ins,
+                detail={"purpose": purpose, "found": False},
+            )
+        else:
+            event = audit.event_values(
+                actor,
+                f"message.{purpose}",
+                object_type="message",
+                object_id=f"{row.folder_id}:{row.uid}",
+                patient_ins=ins,
+                detail={"message_id": row.message_id},
+            )
+        await self.audit.write(event)  # durable before anything is shown (mssante.md §7)
         if row is None:
             return None
         data = await asyncio.to_thread(self.blobs.get, row.blob_sha256)
@@ -523,16 +522,13 @@ class WebmailStore:
     async def document(
         self, patient_id: int, document_id: int, *, actor: audit.Actor, ins: str, purpose: str
     ) -> DossierDocument | None:
-        async with self.db.write() as s:
-            return await dossier.get_document(
-                s,
-                patient_id,
-                document_id,
-                viewer="patient",
-                actor=actor,
-                ins=ins,
-                purpose=purpose,
-            )
+        async with self.db.session() as s:
+            doc = await dossier.find_document(s, patient_id, document_id, viewer="patient")
+        event = dossier.read_event(
+            doc, document_id, viewer="patient", actor=actor, ins=ins, purpose=purpose
+        )
+        await self.audit.write(event)  # durable before anything is shown (mssante.md §7)
+        return doc
 
     async def read_blob(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.blobs.get, sha256)
@@ -574,9 +570,8 @@ class WebmailStore:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """An audit event on its own (a read receipt sent, or refused, for a message)."""
-        async with self.db.write() as s:
-            audit.record(
-                s,
+        await self.audit.write(
+            audit.event_values(
                 actor,
                 action,
                 object_type="message",
@@ -584,6 +579,7 @@ class WebmailStore:
                 patient_ins=ins,
                 detail=detail,
             )
+        )
 
     # --- new-message notifications (mssante.md §4) -----------------------------------------
 
