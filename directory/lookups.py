@@ -1,22 +1,33 @@
 """The directory as the routing pipeline sees it (`routing.pipeline.DirectoryLookups`).
 
-Each lookup opens a short session of its own. The liste blanche changes once a day, so its
-answers are cached for a minute; mailbox, annuaire and contact answers are read fresh, since
-a closed patient box or a struck-off professional must take effect at once.
+Each lookup is one trip to the database: a prebuilt Core statement run by the database's
+:class:`storage.sync_runner.SyncRunner` (a worker thread on SQLite, ``run_sync`` on
+PostgreSQL), not an async session whose every step wakes the event loop. The liste blanche
+changes once a day, so its answers are cached for a minute; mailbox, annuaire and contact
+answers are read fresh, since a closed patient box or a struck-off professional must take
+effect at once.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import Connection, Executable, bindparam, exists, select
 
-from directory.annuaire import is_active_professional
-from directory.listeblanche import entries_for
 from routing.policy import Mailbox
 from storage.db import Database
-from storage.models import Account, ListeBlancheEntry, OrgMember, Patient, PatientContact
+from storage.models import (
+    Account,
+    AnnuaireMailbox,
+    AnnuairePerson,
+    ListeBlancheEntry,
+    OrgMember,
+    Patient,
+    PatientContact,
+)
+from storage.sync_runner import SyncRunner
 
 __all__ = ["DirectoryLookups"]
 
@@ -28,11 +39,54 @@ _MAILBOX = (
     .outerjoin(Patient, Patient.account_id == Account.id)
     .where(Account.address == bindparam("address"))
 )
+_LISTED_DNS = select(ListeBlancheEntry.dn_normalized).where(
+    ListeBlancheEntry.domain == bindparam("domain")
+)
+_OPERATOR_DNS = (
+    select(ListeBlancheEntry.dn_normalized)
+    .where(ListeBlancheEntry.dn_normalized.is_not(None))
+    .distinct()
+)
+_MAY_SEND_AS = select(
+    exists()
+    .where(OrgMember.member_id == bindparam("member"))
+    .where(OrgMember.org_id == Account.id)
+    .where(Account.address == bindparam("address"))
+    .where(Account.kind == "ORG")
+    .where(Account.state == "active")
+)
+# mssante.md §3: the account's national identifier is in the PS_LibreAcces cache or in the
+# MSSanté correspondence cache (directory.annuaire.is_active_professional, in one statement).
+_ACTIVE_PROFESSIONAL = select(
+    Account.national_id.is_not(None)
+    & (
+        exists().where(AnnuairePerson.national_id == Account.national_id)
+        | exists().where(AnnuaireMailbox.national_id == Account.national_id)
+    )
+).where(Account.id == bindparam("account"))
+_CONTACT_STATE = select(PatientContact.state).where(
+    PatientContact.patient_id == bindparam("patient"),
+    PatientContact.address == bindparam("address"),
+)
+
+
+# The operations, run by the SyncRunner with their statement and parameters bound.
+def _first(stmt: Executable, params: dict[str, Any], conn: Connection) -> Any:
+    return conn.execute(stmt, params).first()
+
+
+def _scalar(stmt: Executable, params: dict[str, Any], conn: Connection) -> Any:
+    return conn.scalar(stmt, params)
+
+
+def _column(stmt: Executable, params: dict[str, Any], conn: Connection) -> list[Any]:
+    return list(conn.scalars(stmt, params))
 
 
 class DirectoryLookups:
     def __init__(self, db: Database, *, ttl: float = LISTE_BLANCHE_TTL) -> None:
         self.db = db
+        self.run = SyncRunner.shared(db)
         self.ttl = ttl
         self._dns: dict[str, tuple[float, frozenset[str] | None]] = {}
         self._operator_dns: tuple[float, frozenset[str]] | None = None
@@ -43,8 +97,7 @@ class DirectoryLookups:
         self._operator_dns = None
 
     async def mailbox(self, address: str) -> Mailbox | None:
-        async with self.db.read() as s:
-            row = (await s.execute(_MAILBOX, {"address": address.lower()})).first()
+        row = await self.run.read(partial(_first, _MAILBOX, {"address": address.lower()}))
         if row is None:
             return None
         account_id, found, kind, state, patient_state = row
@@ -62,57 +115,32 @@ class DirectoryLookups:
         cached = self._dns.get(domain)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
-        async with self.db.session() as s:
-            entries = await entries_for(s, domain)
-        answer = frozenset(e.dn_normalized for e in entries if e.dn_normalized) if entries else None
+        dns = await self.run.read(partial(_column, _LISTED_DNS, {"domain": domain.strip()}))
+        answer = frozenset(str(dn) for dn in dns if dn) if dns else None
         self._dns[domain] = (now, answer)
         return answer
 
     async def is_operator_dn(self, dn: str) -> bool:
         now = time.monotonic()
         if self._operator_dns is None or now - self._operator_dns[0] >= self.ttl:
-            async with self.db.session() as s:
-                rows = await s.scalars(
-                    select(ListeBlancheEntry.dn_normalized)
-                    .where(ListeBlancheEntry.dn_normalized.is_not(None))
-                    .distinct()
-                )
-                self._operator_dns = (now, frozenset(r for r in rows if r))
+            dns = await self.run.read(partial(_column, _OPERATOR_DNS, {}))
+            self._operator_dns = (now, frozenset(str(r) for r in dns if r))
         return dn in self._operator_dns[1]
 
     async def may_send_as(self, account_id: int, address: str) -> bool:
         """A PER may send as an ORG box it belongs to (mssante.md §2)."""
-        async with self.db.session() as s:
-            return bool(
-                await s.scalar(
-                    select(
-                        exists()
-                        .where(OrgMember.member_id == account_id)
-                        .where(OrgMember.org_id == Account.id)
-                        .where(Account.address == address.lower())
-                        .where(Account.kind == "ORG")
-                        .where(Account.state == "active")
-                    )
-                )
-            )
+        params = {"member": account_id, "address": address.lower()}
+        return bool(await self.run.read(partial(_scalar, _MAY_SEND_AS, params)))
 
     async def is_active_professional(self, account_id: int) -> bool:
-        async with self.db.session() as s:
-            account = await s.get(Account, account_id)
-            if account is None or account.national_id is None:
-                return False
-            return await is_active_professional(s, account.national_id)
+        params = {"account": account_id}
+        return bool(await self.run.read(partial(_scalar, _ACTIVE_PROFESSIONAL, params)))
 
     async def contact_state(
         self, patient_account_id: int, address: str
     ) -> Literal["open", "closed"] | None:
-        async with self.db.read() as s:
-            state = await s.scalar(
-                select(PatientContact.state).where(
-                    PatientContact.patient_id == patient_account_id,
-                    PatientContact.address == address.lower(),
-                )
-            )
+        params = {"patient": patient_account_id, "address": address.lower()}
+        state = await self.run.read(partial(_scalar, _CONTACT_STATE, params))
         if state == "open":
             return "open"
         if state == "closed":

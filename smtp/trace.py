@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 
 __all__ = ["TraceInfo", "authentication_results", "received"]
 
@@ -26,8 +27,12 @@ class TraceInfo:
     at: datetime
 
 
+# Cached: the same EHLO names, addresses, ciphers and peer DNs come message after message.
+@lru_cache(maxsize=1024)
 def _clean(value: str) -> str:
     """ASCII without CR, LF or parentheses that would break the header syntax."""
+    if value.isascii() and value.isprintable() and "(" not in value and ")" not in value:
+        return value[:300]
     text = value.encode("ascii", "backslashreplace").decode("ascii")
     return "".join(c if c.isprintable() and c not in "()" else "?" for c in text)[:300]
 
@@ -41,8 +46,13 @@ def received(info: TraceInfo, by_host: str) -> bytes:
     return (
         f"Received: from {_clean(info.helo) or 'unknown'} ([{_clean(info.remote_ip)}])\r\n"
         f"\tby {by_host} with {info.protocol} id {info.queue_id}{tls}{rcpt};\r\n"
-        f"\t{format_datetime(info.at)}\r\n"
+        f"\t{_date(info.at.replace(microsecond=0))}\r\n"
     ).encode()
+
+
+@lru_cache(maxsize=4)  # RFC 5322 §3.3 dates have whole seconds: one formatting per second
+def _date(at: datetime) -> str:
+    return format_datetime(at)
 
 
 def authentication_results(

@@ -7,9 +7,11 @@ crash). Callers commit the metadata only after `put` returns.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,20 @@ class BlobRef:
     size: int
 
 
-def _fsync_dir(path: Path) -> None:
+def _make_dirs(path: str) -> list[str]:
+    """Create ``path`` and its missing parents; the ones created, deepest first."""
+    if os.path.isdir(path):
+        return []
+    new_dirs: list[str] = []
+    missing = path
+    while not os.path.exists(missing):
+        new_dirs.append(missing)
+        missing = os.path.dirname(missing)
+    os.makedirs(path, exist_ok=True)
+    return new_dirs
+
+
+def _fsync_dir(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -48,29 +63,39 @@ class BlobStore:
 
     def put(self, data: bytes) -> BlobRef:
         digest = hashlib.sha256(data).hexdigest()
-        target = self.path_of(digest)
         ref = BlobRef(digest, len(data))
-        if target.exists() and target.stat().st_size == len(data):
-            return ref  # same content already durable: content addressing deduplicates
-        new_dirs: list[Path] = []
-        parent = target.parent
-        while not parent.exists():
-            new_dirs.append(parent)
-            parent = parent.parent
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        # Plain strings and os calls: this runs once per delivered message.
+        parent = os.path.join(self.root, digest[:2], digest[2:4])
+        target = os.path.join(parent, digest)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            if os.stat(target).st_size == len(data):
+                return ref  # same content already durable: content addressing deduplicates
+        except FileNotFoundError:
+            pass
+        new_dirs = _make_dirs(parent)
+        # A temporary name of our own (this content, process and thread), made with O_EXCL;
+        # mkstemp only if a crashed predecessor left one behind.
+        tmp = os.path.join(parent, f".tmp-{digest[:16]}-{os.getpid()}-{threading.get_ident()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            fd, tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-")
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
-        _fsync_dir(target.parent)
+        _fsync_dir(parent)
         for d in reversed(new_dirs):  # make freshly created directories durable too
-            _fsync_dir(d.parent)
+            _fsync_dir(os.path.dirname(d))
         return ref
 
     def get(self, sha256: str) -> bytes:

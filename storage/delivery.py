@@ -12,18 +12,20 @@ declared in the protocols below and knows nothing of the rules that produced the
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit, filing_jobs, queue
+from storage import audit, filing_jobs
 from storage.blobs import BlobRef, BlobStore
 from storage.db import Database, Executor, dialect_of
 from storage.mime import MessageMeta, meta_to_json, parse_metadata
@@ -38,6 +40,7 @@ from storage.models import (
     QueueEntry,
     utcnow,
 )
+from storage.sync_runner import SyncRunner
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -72,11 +75,55 @@ _ALLOCATE = (
         _FOLDERS.uidnext - bindparam("count"), _FOLDERS.highestmodseq - bindparam("count") + 1
     )
 )
+# SQLite has one writer at a time: a group's folders are all advanced in one statement
+# (``:folders`` is a JSON array holding each folder once per message it receives).
+_FOLDERS_NAME = _table(Folder).name
+_COUNT_OF_THIS_FOLDER = (
+    f"(SELECT count(*) FROM json_each(:folders) AS j WHERE j.value = {_FOLDERS_NAME}.id)"
+)
+_ALLOCATE_MANY_SQLITE = text(
+    f"UPDATE {_FOLDERS_NAME} SET uidnext = uidnext + {_COUNT_OF_THIS_FOLDER},"
+    f" highestmodseq = highestmodseq + {_COUNT_OF_THIS_FOLDER}"
+    f" WHERE {_FOLDERS_NAME}.id IN (SELECT j.value FROM json_each(:folders) AS j)"
+    f" RETURNING {_FOLDERS_NAME}.id, uidnext, highestmodseq"
+)
 _INBOXES = select(_FOLDERS.account_id, _FOLDERS.id).where(
     _FOLDERS.account_id.in_(bindparam("accounts", expanding=True)), _FOLDERS.name == "INBOX"
 )
 _INSERT_MESSAGES = insert(_table(Message)).returning(
     _table(Message).c.id, sort_by_parameter_order=True
+)
+_INSERT_BLOBS: dict[str, Insert] = {
+    "sqlite": sqlite_insert(_table(Blob)).on_conflict_do_nothing(),
+    "postgresql": pg_insert(_table(Blob)).on_conflict_do_nothing(),
+}
+_INSERT_ROWS = {model: insert(_table(model)) for model in (FilingJob, AuditEvent, QueueEntry)}
+_CONTACTS = _table(PatientContact)
+_THIS_CONTACT = (
+    _CONTACTS.c.patient_id == bindparam("p_patient"),
+    _CONTACTS.c.address == bindparam("p_address"),
+)
+_CONTACT_STATE = select(_CONTACTS.c.state).where(*_THIS_CONTACT)
+_OPEN_NEW_CONTACT = insert(_CONTACTS)
+_REOPEN_CONTACT = (
+    update(_CONTACTS)
+    .where(*_THIS_CONTACT)
+    .values(state="open", opened_at=bindparam("p_now"), closed_at=None)
+)
+_CLOSE_CONTACT = (
+    update(_CONTACTS).where(*_THIS_CONTACT).values(state="closed", closed_at=bindparam("p_now"))
+)
+# storage.queue.settle, for the entries a DSN completes.
+_QUEUE = _table(QueueEntry).c
+_SETTLE_REPORTS = (
+    update(_table(QueueEntry))
+    .where(_QUEUE.id.in_(bindparam("ids", expanding=True)), _QUEUE.state == "report")
+    .values(state="done", finished_at=bindparam("p_now"))
+)
+_SETTLE_DELAYS = (
+    update(_table(QueueEntry))
+    .where(_QUEUE.id.in_(bindparam("ids", expanding=True)), _QUEUE.state == "queued")
+    .values(delay_notified=True)
 )
 
 
@@ -176,11 +223,18 @@ async def allocate_uids(session: Executor, folder_id: int, count: int = 1) -> tu
 
 
 def message_values(
-    folder_id: int, uid: int, modseq: int, ref: BlobRef, meta: MessageMeta, flags: str = ""
+    folder_id: int,
+    uid: int,
+    modseq: int,
+    ref: BlobRef,
+    meta: MessageMeta,
+    flags: str = "",
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The columns of one message row (the ENVELOPE and BODYSTRUCTURE cached for IMAP)."""
     envelope, structure = meta_to_json(meta)
-    now = utcnow()
+    now = now or utcnow()
     return {
         "folder_id": folder_id,
         "uid": uid,
@@ -229,6 +283,10 @@ class MessageStore:
     which is where concurrent SMTP sessions spent their time. Each caller still returns only
     once its own message is committed; if a group fails, its plans are retried one by one
     so that one bad plan fails alone.
+
+    A group is written by one function of a sync Connection, run by the database's
+    :class:`storage.sync_runner.SyncRunner` in this process's write turn: on SQLite in a
+    worker thread, its statements and the commit without a hand-off to the event loop each.
     """
 
     MAX_GROUP = 64
@@ -249,6 +307,7 @@ class MessageStore:
         self.on_delivered = on_delivered  # folder ids that received mail (IDLE wake-up)
         self.on_patient_delivery = on_patient_delivery  # filing jobs were added (wake-up)
         self.on_queued = on_queued  # relay or report entries were added (relay worker)
+        self.run = SyncRunner.shared(db)
         self._pending: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
 
@@ -296,19 +355,26 @@ class MessageStore:
                     _settle(one, single)
 
     async def _commit(self, group: list[_Pending]) -> None:
-        async with self.db.transaction() as conn:
-            folders = await self._write(conn, group)
+        # The whole group in one trip (storage/sync_runner.py): on SQLite a worker thread
+        # writes and commits it, in this process's write turn, without waking the event loop
+        # for each statement; an exception rolls everything back.
+        folders = await self.run.write(partial(self._write, tuple(group)))
         for one, touched in zip(group, folders, strict=True):
             if not one.done.done():
                 one.done.set_result(touched)
 
-    async def _write(self, conn: AsyncConnection, group: list[_Pending]) -> list[list[int]]:
-        """Every row of the group in one transaction; the folders each plan delivered to."""
+    def _write(self, group: Sequence[_Pending], conn: Connection) -> tuple[list[list[int]], bool]:
+        """Every row of the group in one transaction; the folders each plan delivered to.
+        Runs in the SyncRunner (a worker thread on SQLite): it touches no event loop object."""
         now = utcnow()
-        await record_blobs(conn, list({p.ref.sha256: p.ref for p in group}.values()))
-        inboxes = await self._inboxes(conn, [c.account_id for p in group for c in p.plan.local])
+        blobs = {p.ref.sha256: p.ref for p in group}.values()
+        conn.execute(
+            _INSERT_BLOBS[conn.dialect.name],
+            [{"sha256": r.sha256, "size": r.size, "created_at": now} for r in blobs],
+        )
+        inboxes = self._inboxes(conn, [c.account_id for p in group for c in p.plan.local])
         copies = [(p, c, inboxes[c.account_id]) for p in group for c in p.plan.local]
-        message_ids = await self._append(conn, copies)
+        message_ids = self._append(conn, copies, now)
         jobs: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         entries: list[dict[str, Any]] = []
@@ -340,44 +406,62 @@ class MessageStore:
                 )
             if wants_success(copy.notify):
                 entries.append(
-                    self._entry(one, copy, state="report", action="delivered", status="2.0.0")
+                    self._entry(one, copy, now, state="report", action="delivered", status="2.0.0")
                 )
         for one in group:
-            entries.extend(self._entry(one, r, state="queued") for r in one.plan.relay)
+            entries.extend(self._entry(one, r, now, state="queued") for r in one.plan.relay)
             entries.extend(
                 self._entry(
-                    one, f, state="report", action="failed", status=f.status, error=f.reason
+                    one, f, now, state="report", action="failed", status=f.status, error=f.reason
                 )
                 for f in one.plan.failed
             )
         for table, rows in ((FilingJob, jobs), (AuditEvent, events), (QueueEntry, entries)):
             if rows:
-                await conn.execute(insert(_table(table)), rows)
+                conn.execute(_INSERT_ROWS[table], rows)
         for one in group:
             for contact in one.plan.contacts:
-                await self._set_contact(conn, contact)
+                self._set_contact(conn, contact, now)
             # This message is the report owed for these entries (a DSN): settled in the same
             # transaction, so a report is neither lost nor sent twice across a crash.
-            await queue.settle(conn, one.plan.completes, now)
-        return [[folder for p, _c, folder in copies if p is one] for one in group]
+            if one.plan.completes:
+                settled = {"ids": list(one.plan.completes), "p_now": now}
+                conn.execute(_SETTLE_REPORTS, settled)
+                conn.execute(_SETTLE_DELAYS, settled)
+        return [[folder for p, _c, folder in copies if p is one] for one in group], True
 
     @staticmethod
-    async def _append(
-        conn: Executor, copies: Sequence[tuple[_Pending, _LocalCopy, int]]
+    def _append(
+        conn: Connection, copies: Sequence[tuple[_Pending, _LocalCopy, int]], now: datetime
     ) -> list[tuple[int, int]]:
         """Insert the messages; returns (row id, UID) for each copy, in order."""
+        if not copies:
+            return []
         counts = Counter(folder for _p, _c, folder in copies)
-        # Folders in a fixed order: two nodes' groups never wait on each other's row locks.
-        next_ids = {f: await allocate_uids(conn, f, counts[f]) for f in sorted(counts)}
+        next_ids: dict[int, tuple[int, int]] = {}  # each folder's next (UID, MODSEQ)
+        if conn.dialect.name == "sqlite":  # one writer at a time: every folder at once
+            folders = json.dumps([folder for _p, _c, folder in copies])
+            for folder, uidnext, highest in conn.execute(
+                _ALLOCATE_MANY_SQLITE, {"folders": folders}
+            ):
+                count = counts[int(folder)]
+                next_ids[int(folder)] = (int(uidnext) - count, int(highest) - count + 1)
+            if len(next_ids) != len(counts):
+                raise LookupError(f"folders not found: {sorted(set(counts) - set(next_ids))}")
+        else:
+            # Folders in a fixed order: two nodes' groups never wait on each other's row
+            # locks. The row lock taken by each UPDATE serialises concurrent appends to one
+            # folder, so UIDs are strictly ascending in commit order (allocate_uids).
+            for folder in sorted(counts):
+                params = {"folder": folder, "count": counts[folder]}
+                uid, modseq = conn.execute(_ALLOCATE, params).one()
+                next_ids[folder] = (int(uid), int(modseq))
         rows: list[dict[str, Any]] = []
         for one, _copy, folder in copies:
             uid, modseq = next_ids[folder]
             next_ids[folder] = (uid + 1, modseq + 1)
-            rows.append(message_values(folder, uid, modseq, one.ref, one.meta))
-        if not rows:
-            return []
-        result = await conn.execute(_INSERT_MESSAGES, rows)
-        ids = [int(i) for i in result.scalars()]
+            rows.append(message_values(folder, uid, modseq, one.ref, one.meta, now=now))
+        ids = [int(i) for i in conn.execute(_INSERT_MESSAGES, rows).scalars()]
         return [(i, int(r["uid"])) for i, r in zip(ids, rows, strict=True)]
 
     def _prepare(self, data: bytes) -> tuple[BlobRef, MessageMeta]:
@@ -387,13 +471,13 @@ class MessageStore:
         self,
         one: _Pending,
         rcpt: _RelayCopy,
+        created: datetime,
         *,
         state: str,
         action: str | None = None,
         status: str | None = None,
         error: str | None = None,
     ) -> dict[str, Any]:
-        created = utcnow()
         return {
             "blob_sha256": one.ref.sha256,
             "sender": one.plan.sender,
@@ -415,10 +499,10 @@ class MessageStore:
         }
 
     @staticmethod
-    async def _inboxes(conn: Executor, account_ids: Sequence[int]) -> dict[int, int]:
+    def _inboxes(conn: Connection, account_ids: Sequence[int]) -> dict[int, int]:
         if not account_ids:
             return {}
-        rows = await conn.execute(_INBOXES, {"accounts": sorted(set(account_ids))})
+        rows = conn.execute(_INBOXES, {"accounts": sorted(set(account_ids))})
         found = {account: folder for account, folder in rows.all()}
         missing = set(account_ids) - set(found)
         if missing:
@@ -426,34 +510,26 @@ class MessageStore:
         return found
 
     @staticmethod
-    async def _set_contact(conn: Executor, contact: _Contact) -> None:
+    def _set_contact(conn: Connection, contact: _Contact, now: datetime) -> None:
         """Open or close an authorised contact (mssante.md §4: FIN closes the exchange)."""
-        table = _table(PatientContact)
-        state = await conn.scalar(
-            select(table.c.state).where(
-                table.c.patient_id == contact.patient_account_id,
-                table.c.address == contact.address,
-            )
-        )
-        now = utcnow()
+        this = {"p_patient": contact.patient_account_id, "p_address": contact.address}
+        state = conn.scalar(_CONTACT_STATE, this)
         if state is None:
             if contact.open:  # closing an exchange that never opened changes nothing
-                await conn.execute(
-                    insert(table).values(
-                        patient_id=contact.patient_account_id,
-                        address=contact.address,
-                        state="open",
-                        opened_at=now,
-                    )
+                conn.execute(
+                    _OPEN_NEW_CONTACT,
+                    {
+                        "patient_id": contact.patient_account_id,
+                        "address": contact.address,
+                        "state": "open",
+                        "opened_at": now,
+                    },
                 )
             return
-        mine = update(table).where(
-            table.c.patient_id == contact.patient_account_id, table.c.address == contact.address
-        )
         if contact.open and state != "open":
-            await conn.execute(mine.values(state="open", opened_at=now, closed_at=None))
+            conn.execute(_REOPEN_CONTACT, {**this, "p_now": now})
         elif not contact.open and state != "closed":
-            await conn.execute(mine.values(state="closed", closed_at=now))
+            conn.execute(_CLOSE_CONTACT, {**this, "p_now": now})
 
 
 def _queues(plan: _Plan) -> bool:

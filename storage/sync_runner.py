@@ -16,7 +16,12 @@ running prebuilt Core statements — in one go:
   awaited through SQLAlchemy's greenlet bridge.
 
 A write function returns ``(result, commit)``: with ``commit`` false nothing it did is kept
-(a STORE that changed nothing leaves HIGHESTMODSEQ as it was). An exception rolls back.
+(a STORE that changed nothing leaves HIGHESTMODSEQ as it was). An exception rolls back. A
+write whose caller is cancelled while the worker thread runs it keeps the write turn until
+the thread is done (it may still commit), so no other writer of this process collides with it.
+
+:meth:`SyncRunner.shared` gives the runner of a :class:`Database`, one per database for
+every store that asks (the SMTP delivery path and its directory lookups share one).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ __all__ = ["SyncRunner"]
 T = TypeVar("T")
 
 _THREADS = 2  # a writer (waiting on its fsync) and a reader at the same time
+_SHARED = "_shared_sync_runner"  # SyncRunner.shared: the attribute on the Database
 
 
 def _sqlite_file_engine(db: Database) -> Engine | None:
@@ -55,6 +61,16 @@ def _sqlite_file_engine(db: Database) -> Engine | None:
 
 class SyncRunner:
     """Runs ``fn(connection)`` for the store: see the module's docstring."""
+
+    @classmethod
+    def shared(cls, db: Database) -> SyncRunner:
+        """The runner of ``db``, made on first use and kept with it (a reference from the
+        database itself, not a global table: both go away together)."""
+        runner = vars(db).get(_SHARED)
+        if not isinstance(runner, SyncRunner):
+            runner = cls(db)
+            setattr(db, _SHARED, runner)
+        return runner
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -88,7 +104,13 @@ class SyncRunner:
                     return result
             assert self._threads is not None
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._threads, self._write, fn)
+            running = loop.run_in_executor(self._threads, self._write, fn)
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                # The thread cannot be stopped: the turn is held until it has finished.
+                await asyncio.wait([running])
+                raise
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
         assert self._engine is not None

@@ -156,3 +156,38 @@ async def test_local_delivery_without_reports_does_not_wake_the_relay_worker(
     store = MessageStore(db, blobs, on_queued=lambda: queued.append(1))
     await store.store(_plan(1, box))
     assert queued == []
+
+
+async def test_a_plan_the_database_refuses_rolls_its_group_back_and_fails_alone(
+    db: Database, blobs: BlobStore
+) -> None:
+    """The failure comes from the database itself, after the group's messages were written
+    (a contact for a patient that does not exist: foreign key): the whole transaction is
+    rolled back, UIDs included, and the plans are retried one by one: every other caller
+    gets its delivery, the bad one its error, and no UID is lost or reused."""
+    box = await _box(db, "shared")
+    delivered: list[list[int]] = []
+    store = MessageStore(db, blobs, on_delivered=delivered.append)
+    groups = _record_groups(store)
+    orphan = ContactUpdate(999_999, f"a@{DOMAIN}", True)  # no such patient
+    results = await asyncio.gather(
+        *(store.store(_plan(n, box, contacts=[orphan] if n == 7 else [])) for n in range(16)),
+        return_exceptions=True,
+    )
+    assert [i for i, r in enumerate(results) if isinstance(r, BaseException)] == [7]
+    assert isinstance(results[7], Exception) and not isinstance(results[7], LookupError)
+    assert max(groups) > 1  # it was first tried within a group
+    assert len(delivered) == 15  # IDLE wake-ups only for what was committed
+    async with db.session() as s:
+        uids = sorted((await s.scalars(select(Message.uid))).all())
+        subjects = (await s.scalars(select(Message.message_id))).all()
+        folder = (await s.scalars(select(Folder).where(Folder.id == _only_folder(delivered)))).one()
+        assert await s.scalar(select(func.count()).select_from(PatientContact)) == 0
+    assert uids == list(range(1, 16))  # RFC 3501 §2.3.1.1: the rolled-back UIDs are reused
+    assert folder.uidnext == 16
+    assert "<7@test>" not in subjects
+
+
+def _only_folder(delivered: list[list[int]]) -> int:
+    (folder,) = {f for folders in delivered for f in folders}
+    return folder
