@@ -235,13 +235,27 @@ def _join_siblings(
 
     siblings.on("throttle", throttled)
     if role.primary:
-        wakes = {"relay": mail.worker.wake.set, "filing": mail.filing.nudge}
+        filing = mail.store.on_patient_delivery or mail.filing.nudge
+        wakes = {"relay": mail.worker.wake.set, "filing": filing}
         siblings.on("wake", lambda name: wakes[name]() if name in wakes else None)
     else:  # the workers run in the first process: wake them there
         mail.store.on_queued = lambda: siblings.send("wake", "relay")
         mail.store.on_patient_delivery = lambda: siblings.send("wake", "filing")
     siblings.start()
     return siblings
+
+
+def _also_notify(mail: MailSide, notifications: asyncio.Event) -> None:
+    """A delivery to a patient also wakes the notification worker (issue #6: the patient
+    learns at once that a message arrived, not at its next poll)."""
+    filing = mail.store.on_patient_delivery
+
+    def delivered() -> None:
+        if filing is not None:
+            filing()
+        notifications.set()
+
+    mail.store.on_patient_delivery = delivered
 
 
 def _watch_lifeline(role: Role, stopping: asyncio.Event) -> None:
@@ -307,6 +321,7 @@ async def serve(
             throttles["web"] = webmail.webmail.auth.throttle
             if role.primary:
                 rt.workers.append(asyncio.create_task(webmail.worker.run(rt.stopping)))
+                _also_notify(mail, webmail.worker.wake)
         siblings = _join_siblings(role, bus, mail, throttles)
         for door in rt.doors:
             await door.start()

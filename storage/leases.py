@@ -54,6 +54,9 @@ async def claim_due(
     return rows
 
 
+IDLE_BACKOFF = 8  # an idle worker polls at most this many times less often
+
+
 async def work_loop(
     one_pass: Callable[[], Awaitable[int]],
     *,
@@ -62,11 +65,15 @@ async def work_loop(
     poll_interval: float,
     log: logging.Logger,
 ) -> None:
-    """Run ``one_pass`` until ``stopping``: again at once while it finds work, else after
-    ``poll_interval`` or as soon as ``wake`` is set (a door or the store just added work).
+    """Run ``one_pass`` until ``stopping``: again at once while it finds work, else as soon
+    as ``wake`` is set (a door or the store just added work) or after the poll interval,
+    which doubles after each pass that found nothing, up to ``IDLE_BACKOFF`` times
+    ``poll_interval``: the polls only catch retries coming due and work added by other
+    processes, and an idle server then spends next to nothing on them.
 
     A failing pass (the database is down) is logged and retried: the loop never dies.
     """
+    interval = poll_interval
     while not stopping.is_set():
         try:
             busy = await one_pass()
@@ -74,12 +81,13 @@ async def work_loop(
             log.error("pass failed: %s: %s", type(exc).__name__, exc)
             busy = 0
         if busy:
+            interval = poll_interval
             continue
         wake.clear()
         waiter = asyncio.ensure_future(wake.wait())
         stopper = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait(
-            {waiter, stopper}, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait({waiter, stopper}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+        woken = wake.is_set()
         waiter.cancel()
         stopper.cancel()
+        interval = poll_interval if woken else min(2 * interval, IDLE_BACKOFF * poll_interval)
