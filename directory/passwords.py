@@ -7,10 +7,20 @@ import base64
 import hashlib
 import hmac
 import os
+import secrets
 
 # RFC 7914 §2 parameters: N=2^14, r=8, p=1 is ~16 MB and tens of ms per check.
 _N, _R, _P = 2**14, 8, 1
 _PREFIX = "scrypt"
+
+
+def new_password(nbytes: int = 12) -> str:
+    """A random password of URL-safe characters (``nbytes`` of randomness), never starting
+    with "-": pasted into a command line (swaks, curl), it would be read as an option."""
+    while True:
+        password = secrets.token_urlsafe(nbytes)
+        if not password.startswith("-"):
+            return password
 
 
 def _b64(data: bytes) -> str:

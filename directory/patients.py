@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from directory.addresses import normalize_address
 from directory.errors import DirectoryError
-from directory.passwords import hash_password
+from directory.passwords import hash_password, new_password
 from routing.identifiers import InvalidIdentifier, check_ins
 from storage.mailstore import create_default_folders
 from storage.models import Account, AppPassword, Patient, utcnow
@@ -104,7 +103,7 @@ async def add_app_password(session: AsyncSession, ins: str, label: str = "") -> 
         raise DirectoryError(f"no patient with INS {_ins(ins)}")
     if patient.state != "active":
         raise DirectoryError(f"patient {patient.ins} is {patient.state}")
-    password = secrets.token_urlsafe(18)
+    password = new_password(18)
     session.add(
         AppPassword(
             account_id=patient.account_id, label=label, password_hash=hash_password(password)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import tomli_w
 from certs.pki import DevPKI, IssuedCertificate
 from directory import accounts, annuaire, listeblanche, patients
 from directory.annuaire_layout import MSSANTE_HEADERS, PERSONNE_HEADERS
+from directory.passwords import new_password
 from mailserver.bootstrap import (
     DEMO_STRUCTURE_ID,
     InitOptions,
@@ -49,7 +49,7 @@ class DemoPerson:
 
 
 def _password() -> str:
-    return secrets.token_urlsafe(12)
+    return new_password(12)
 
 
 def _rel(base: Path, p: Path) -> str:
