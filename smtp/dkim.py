@@ -378,6 +378,12 @@ def _verify_one(
 _SIGNATURE_LINE = re.compile(rb"(?im)^dkim-signature[ \t]*:")
 
 
+def signed(message: bytes) -> bool:
+    """Whether the header section holds a DKIM-Signature field (a quick look, no parsing)."""
+    head = re.split(rb"\r?\n\r?\n", message, maxsplit=1)[0]
+    return _SIGNATURE_LINE.search(head) is not None
+
+
 def verify(message: bytes, dns_txt: Callable[[str], bytes | None]) -> list[DkimResult]:
     """Verify every DKIM-Signature of `message`, in order; never raises.
 
@@ -388,8 +394,7 @@ def verify(message: bytes, dns_txt: Callable[[str], bytes | None]) -> list[DkimR
     are reported `neutral`, not evaluated. Missing keys are `permerror` (RFC 6376 §6.1.2),
     where plain dkimpy would answer "fail".
     """
-    head = re.split(rb"\r?\n\r?\n", message, maxsplit=1)[0]
-    if not _SIGNATURE_LINE.search(head):
+    if not signed(message):
         # Most mail is unsigned: do not split a large message into lines to learn it.
         return [DkimResult("none", None, None, "message not signed")]
     try:

@@ -23,6 +23,7 @@ from smtp.dkim import (
     authentication_results_fragment,
     load_signing_keys,
     sign,
+    signed,
     verify,
 )
 
@@ -264,6 +265,9 @@ def test_unsigned_and_unparsable_messages(keys: Keys) -> None:
     assert verify(b"not a header line\r\n\r\nbody", keys.lookup)[0].result == "none"
     broken = b"DKIM-Signature: v=1\r\nnot a header line\r\n\r\nbody"
     assert verify(broken, keys.lookup)[0].result == "permerror"
+    # The quick look that spares unsigned mail a thread: only the header section counts.
+    assert not signed(MESSAGE) and signed(sign(MESSAGE, keys.signing) + MESSAGE)
+    assert not signed(b"From: a@b.fr\r\n\r\nDKIM-Signature: v=1; in the body\r\n")
 
 
 def test_too_many_signatures_are_not_all_evaluated(keys: Keys) -> None:
