@@ -112,6 +112,8 @@ class _Supervisor:
             status = self.reap(block=False)
             if status is not None:
                 return status
+            if self.stopping:  # SIGTERM/SIGINT during start-up: no "ready"
+                return 0
         log.info(
             "ready %s (%d processes, database %s)",
             doors,

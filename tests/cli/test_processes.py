@@ -13,6 +13,8 @@ import os
 import re
 import signal
 import smtplib
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -140,3 +142,20 @@ def test_a_killed_process_is_started_again(two: Running) -> None:
     imap = ImapServer(two)
     for _ in range(4):  # whichever process takes the connection serves it
         imap.login().logout()
+
+
+def test_sigterm_during_start_up_stops_without_ready(install: Install, tmp_path: Path) -> None:
+    edit_config(install, server={"processes": 2})
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailserver", "serve", "-c", str(install.config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(children(proc.pid)) < 2:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)  # forked, not serving yet (opening the database)
+    assert proc.wait(30) == 0
+    text = (tmp_path / "serve.log").read_text()
+    assert " ready " not in text and "Traceback" not in text, text
