@@ -39,6 +39,7 @@ __all__ = ["supervise"]
 
 log = logging.getLogger("mailserver")
 
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 MAX_RESTARTS = 5  # within RESTART_WINDOW seconds, else the server stops
 RESTART_WINDOW = 60.0
 
@@ -56,14 +57,19 @@ class _Supervisor:
         self.restarts: list[float] = []
 
     def spawn(self, index: int) -> None:
+        # Signals wait until the child has dropped the supervisor's handler: a SIGTERM
+        # between fork() and that would run the handler in the child and be lost there.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:  # the server process: never returns
             os._exit(self._child(index))
         self.children[pid] = index
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
     def _child(self, index: int) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)  # runtime.serve installs its own handlers
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # a pending one stops it
         os.close(self.ready_r)
         os.close(self.life_w)
         ready_w = self.ready_w

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Install
+from tests.cli.conftest import Install, make_install
 from tests.imap.running_imap import CAMILLE, ImapServer, message
 from tests.smtp.running import Running, edit_config, start_server
 
@@ -40,14 +40,30 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def two(install: Install, tmp_path: Path) -> Iterator[Running]:
+def _serve_two(install: Install, log: Path) -> Iterator[Running]:
     edit_config(install, server={"processes": 2})
-    running = start_server(install, tmp_path / "serve.log")
+    running = start_server(install, log)
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def two(install: Install, tmp_path: Path) -> Iterator[Running]:
+    """Two processes on each database (the change notes meet LISTEN/NOTIFY there)."""
+    yield from _serve_two(install, tmp_path / "serve.log")
+
+
+@pytest.fixture
+def sqlite_install(tmp_path: Path, request: pytest.FixtureRequest) -> Install:
+    """The supervisor's own behaviour does not depend on the database: SQLite only."""
+    return make_install(tmp_path, "sqlite", request)
+
+
+@pytest.fixture
+def two_sqlite(sqlite_install: Install, tmp_path: Path) -> Iterator[Running]:
+    yield from _serve_two(sqlite_install, tmp_path / "serve.log")
 
 
 def pids_that(running: Running, pattern: str) -> set[int]:
@@ -83,7 +99,8 @@ def test_both_processes_serve_and_idle_wakes_across_them(two: Running) -> None:
         watcher.logout()
 
 
-def test_failed_logins_count_in_every_process(two: Running) -> None:
+def test_failed_logins_count_in_every_process(two_sqlite: Running) -> None:
+    two = two_sqlite
     """limits.auth_failures_per_account is 5: five wrong passwords on separate connections,
     whichever processes took them, and the right one is refused too."""
     imap = ImapServer(two)
@@ -104,7 +121,8 @@ def test_failed_logins_count_in_every_process(two: Running) -> None:
     s.quit()
 
 
-def test_sigterm_stops_all_processes_cleanly(two: Running) -> None:
+def test_sigterm_stops_all_processes_cleanly(two_sqlite: Running) -> None:
+    two = two_sqlite
     workers = children(two.proc.pid)
     two.proc.send_signal(signal.SIGTERM)
     assert two.proc.wait(30) == 0
@@ -117,7 +135,8 @@ def test_sigterm_stops_all_processes_cleanly(two: Running) -> None:
     assert not leftover  # the notes directory went with the processes
 
 
-def test_processes_stop_when_the_supervisor_is_killed(two: Running) -> None:
+def test_processes_stop_when_the_supervisor_is_killed(two_sqlite: Running) -> None:
+    two = two_sqlite
     workers = children(two.proc.pid)
     os.kill(two.proc.pid, signal.SIGKILL)
     two.proc.wait(10)
@@ -128,7 +147,8 @@ def test_processes_stop_when_the_supervisor_is_killed(two: Running) -> None:
     assert "supervisor process is gone" in two.logs()
 
 
-def test_a_killed_process_is_started_again(two: Running) -> None:
+def test_a_killed_process_is_started_again(two_sqlite: Running) -> None:
+    two = two_sqlite
     first, second = children(two.proc.pid)
     os.kill(second, signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -144,7 +164,10 @@ def test_a_killed_process_is_started_again(two: Running) -> None:
         imap.login().logout()
 
 
-def test_sigterm_during_start_up_stops_without_ready(install: Install, tmp_path: Path) -> None:
+def test_sigterm_during_start_up_stops_without_ready(
+    sqlite_install: Install, tmp_path: Path
+) -> None:
+    install = sqlite_install
     edit_config(install, server={"processes": 2})
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
