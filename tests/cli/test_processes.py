@@ -179,6 +179,11 @@ def test_sigterm_during_start_up_stops_without_ready(
     while time.monotonic() < deadline and len(children(proc.pid)) < 2:
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)  # forked, not serving yet (opening the database)
-    assert proc.wait(30) == 0
+    try:
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # its processes follow (lifeline)
+            proc.wait()
     text = (tmp_path / "serve.log").read_text()
     assert " ready " not in text and "Traceback" not in text, text
