@@ -88,8 +88,10 @@ def test_two_instances_side_by_side(tmp_path: Path, request: pytest.FixtureReque
 
     first = make_install(tmp_path / "a", "sqlite", request)
     second = make_install(tmp_path / "b", "sqlite", request)
-    procs = [start(first.config)[0], start(second.config)[0]]
+    procs: list[subprocess.Popen[str]] = []
     try:
+        for inst in (first, second):  # one at a time: a failed start stops the other
+            procs.append(start(inst.config)[0])
         for inst in (first, second):
             port = inst.demo["listeners"]["admin"]["port"]
             assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
