@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     MetaData,
     Table,
@@ -32,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from directory.annuaire_file import (
     MAX_ERRORS_KEPT,
@@ -371,30 +373,20 @@ class Professional:
     mailboxes: tuple[str, ...]
 
 
-async def is_active_professional(session: AsyncSession, national_id: str) -> bool:
-    """True when the national identifier is in the current annuaire cache (mssante.md §3).
+def in_annuaire(
+    national_id: InstrumentedAttribute[str | None] | ColumnElement[str] | str,
+) -> ColumnElement[bool]:
+    """The national identifier is in the current annuaire cache (mssante.md §3): in the
+    PS_LibreAcces cache, or in the MSSanté correspondence cache. A professional who has left
+    both can no longer act as a professional. A condition, for whoever asks (one query)."""
+    return exists().where(AnnuairePerson.national_id == national_id) | exists().where(
+        AnnuaireMailbox.national_id == national_id
+    )
 
-    Present in the PS_LibreAcces cache, or in the MSSanté correspondence cache: a
-    professional who has left both can no longer act as a professional.
-    """
-    in_persons = await session.scalar(
-        select(
-            exists().where(
-                AnnuairePerson.national_id == national_id,
-            )
-        )
-    )
-    if in_persons:
-        return True
-    return bool(
-        await session.scalar(
-            select(
-                exists().where(
-                    AnnuaireMailbox.national_id == national_id,
-                )
-            )
-        )
-    )
+
+async def is_active_professional(session: AsyncSession, national_id: str) -> bool:
+    """True when the national identifier is in the current annuaire cache (``in_annuaire``)."""
+    return bool(await session.scalar(select(in_annuaire(national_id))))
 
 
 def _uniq(values: Sequence[str]) -> tuple[str, ...]:

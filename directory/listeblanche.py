@@ -146,10 +146,15 @@ async def remove_local_domain(session: AsyncSession, domain: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def domain_key(domain: str) -> str:
+    """A domain as the liste blanche stores it (RFC 5321 §2.4: case does not matter)."""
+    return domain.strip().lower()
+
+
 async def entries_for(session: AsyncSession, domain: str) -> Sequence[ListeBlancheEntry]:
     stmt = (
         select(ListeBlancheEntry)
-        .where(ListeBlancheEntry.domain == domain.strip().lower())
+        .where(ListeBlancheEntry.domain == domain_key(domain))
         .order_by(ListeBlancheEntry.origin, ListeBlancheEntry.id)
     )
     return (await session.scalars(stmt)).all()

@@ -16,12 +16,12 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Executable, bindparam, exists, select
 
+from directory.annuaire import in_annuaire
+from directory.listeblanche import domain_key
 from routing.policy import Mailbox
 from storage.db import Database
 from storage.models import (
     Account,
-    AnnuaireMailbox,
-    AnnuairePerson,
     ListeBlancheEntry,
     OrgMember,
     Patient,
@@ -55,14 +55,9 @@ _MAY_SEND_AS = select(
     .where(Account.kind == "ORG")
     .where(Account.state == "active")
 )
-# mssante.md §3: the account's national identifier is in the PS_LibreAcces cache or in the
-# MSSanté correspondence cache (directory.annuaire.is_active_professional, in one statement).
+# mssante.md §3: the account's national identifier is in the annuaire cache.
 _ACTIVE_PROFESSIONAL = select(
-    Account.national_id.is_not(None)
-    & (
-        exists().where(AnnuairePerson.national_id == Account.national_id)
-        | exists().where(AnnuaireMailbox.national_id == Account.national_id)
-    )
+    Account.national_id.is_not(None) & in_annuaire(Account.national_id)
 ).where(Account.id == bindparam("account"))
 _CONTACT_STATE = select(PatientContact.state).where(
     PatientContact.patient_id == bindparam("patient"),
@@ -115,7 +110,8 @@ class DirectoryLookups:
         cached = self._dns.get(domain)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
-        dns = await self.run.read(partial(_column, _LISTED_DNS, {"domain": domain.strip()}))
+        params = {"domain": domain_key(domain)}
+        dns = await self.run.read(partial(_column, _LISTED_DNS, params))
         answer = frozenset(str(dn) for dn in dns if dn) if dns else None
         self._dns[domain] = (now, answer)
         return answer

@@ -59,13 +59,17 @@ class BlobStore:
     def path_of(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise BlobError(f"not a blob address: {sha256!r}")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return Path(self._directory_of(sha256), sha256)
+
+    def _directory_of(self, sha256: str) -> str:
+        """``root/ab/cd``: the directory of a (valid) address."""
+        return os.path.join(self.root, sha256[:2], sha256[2:4])
 
     def put(self, data: bytes) -> BlobRef:
         digest = hashlib.sha256(data).hexdigest()
         ref = BlobRef(digest, len(data))
         # Plain strings and os calls: this runs once per delivered message.
-        parent = os.path.join(self.root, digest[:2], digest[2:4])
+        parent = self._directory_of(digest)
         target = os.path.join(parent, digest)
         try:
             if os.stat(target).st_size == len(data):

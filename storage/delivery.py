@@ -14,30 +14,30 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, Insert, Table, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Insert, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit, filing_jobs
+from storage import audit, filing_jobs, queue
 from storage.blobs import BlobRef, BlobStore
 from storage.db import Database, Executor, dialect_of
 from storage.mime import MessageMeta, meta_to_json, parse_metadata
 from storage.models import (
     AuditEvent,
-    Base,
     Blob,
     FilingJob,
     Folder,
     Message,
     PatientContact,
     QueueEntry,
+    table_of,
     utcnow,
 )
 from storage.sync_runner import SyncRunner
@@ -47,6 +47,7 @@ __all__ = [
     "MessageStore",
     "allocate_uids",
     "append_message",
+    "insert_blobs",
     "message_values",
     "record_blob",
     "record_blobs",
@@ -56,16 +57,11 @@ __all__ = [
 DEFAULT_LIFETIME = timedelta(days=5)  # how long the relay queue keeps retrying (RFC 5321 §4.5.4.1)
 
 
-def _table(model: type[Base]) -> Table:
-    """A mapped class's table, for Core statements on the hot path."""
-    return cast(Table, model.__table__)
-
-
 # Hot-path statements, built once: a statement object keeps its cache key, so each execution
 # skips rebuilding and re-hashing the expression (SQLAlchemy's compiled cache does the rest).
-_FOLDERS = _table(Folder).c
+_FOLDERS = table_of(Folder).c
 _ALLOCATE = (
-    update(_table(Folder))
+    update(table_of(Folder))
     .where(_FOLDERS.id == bindparam("folder"))
     .values(
         uidnext=_FOLDERS.uidnext + bindparam("count"),
@@ -77,7 +73,7 @@ _ALLOCATE = (
 )
 # SQLite has one writer at a time: a group's folders are all advanced in one statement
 # (``:folders`` is a JSON array holding each folder once per message it receives).
-_FOLDERS_NAME = _table(Folder).name
+_FOLDERS_NAME = table_of(Folder).name
 _COUNT_OF_THIS_FOLDER = (
     f"(SELECT count(*) FROM json_each(:folders) AS j WHERE j.value = {_FOLDERS_NAME}.id)"
 )
@@ -90,15 +86,15 @@ _ALLOCATE_MANY_SQLITE = text(
 _INBOXES = select(_FOLDERS.account_id, _FOLDERS.id).where(
     _FOLDERS.account_id.in_(bindparam("accounts", expanding=True)), _FOLDERS.name == "INBOX"
 )
-_INSERT_MESSAGES = insert(_table(Message)).returning(
-    _table(Message).c.id, sort_by_parameter_order=True
+_INSERT_MESSAGES = insert(table_of(Message)).returning(
+    table_of(Message).c.id, sort_by_parameter_order=True
 )
 _INSERT_BLOBS: dict[str, Insert] = {
-    "sqlite": sqlite_insert(_table(Blob)).on_conflict_do_nothing(),
-    "postgresql": pg_insert(_table(Blob)).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(table_of(Blob)).on_conflict_do_nothing(),
+    "postgresql": pg_insert(table_of(Blob)).on_conflict_do_nothing(),
 }
-_INSERT_ROWS = {model: insert(_table(model)) for model in (FilingJob, AuditEvent, QueueEntry)}
-_CONTACTS = _table(PatientContact)
+_INSERT_ROWS = {model: insert(table_of(model)) for model in (FilingJob, AuditEvent, QueueEntry)}
+_CONTACTS = table_of(PatientContact)
 _THIS_CONTACT = (
     _CONTACTS.c.patient_id == bindparam("p_patient"),
     _CONTACTS.c.address == bindparam("p_address"),
@@ -112,18 +108,6 @@ _REOPEN_CONTACT = (
 )
 _CLOSE_CONTACT = (
     update(_CONTACTS).where(*_THIS_CONTACT).values(state="closed", closed_at=bindparam("p_now"))
-)
-# storage.queue.settle, for the entries a DSN completes.
-_QUEUE = _table(QueueEntry).c
-_SETTLE_REPORTS = (
-    update(_table(QueueEntry))
-    .where(_QUEUE.id.in_(bindparam("ids", expanding=True)), _QUEUE.state == "report")
-    .values(state="done", finished_at=bindparam("p_now"))
-)
-_SETTLE_DELAYS = (
-    update(_table(QueueEntry))
-    .where(_QUEUE.id.in_(bindparam("ids", expanding=True)), _QUEUE.state == "queued")
-    .values(delay_notified=True)
 )
 
 
@@ -205,12 +189,19 @@ async def record_blob(session: AsyncSession, ref: BlobRef) -> None:
 
 async def record_blobs(session: Executor, refs: Sequence[BlobRef]) -> None:
     """Reference counted nowhere: a blob row exists once per content (content-addressed)."""
-    now = utcnow()
-    rows = [{"sha256": r.sha256, "size": r.size, "created_at": now} for r in refs]
-    if not rows:
-        return
-    insert_ = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
-    await session.execute(insert_(_table(Blob)).on_conflict_do_nothing(), rows)
+    if refs:
+        await session.execute(_INSERT_BLOBS[dialect_of(session)], _blob_rows(refs, utcnow()))
+
+
+def insert_blobs(conn: Connection, refs: Iterable[BlobRef], now: datetime) -> None:
+    """``record_blobs`` on a sync connection, in its transaction (storage.sync_runner)."""
+    rows = _blob_rows(refs, now)
+    if rows:
+        conn.execute(_INSERT_BLOBS[conn.dialect.name], rows)
+
+
+def _blob_rows(refs: Iterable[BlobRef], now: datetime) -> list[dict[str, Any]]:
+    return [{"sha256": r.sha256, "size": r.size, "created_at": now} for r in refs]
 
 
 async def allocate_uids(session: Executor, folder_id: int, count: int = 1) -> tuple[int, int]:
@@ -367,11 +358,7 @@ class MessageStore:
         """Every row of the group in one transaction; the folders each plan delivered to.
         Runs in the SyncRunner (a worker thread on SQLite): it touches no event loop object."""
         now = utcnow()
-        blobs = {p.ref.sha256: p.ref for p in group}.values()
-        conn.execute(
-            _INSERT_BLOBS[conn.dialect.name],
-            [{"sha256": r.sha256, "size": r.size, "created_at": now} for r in blobs],
-        )
+        insert_blobs(conn, {p.ref.sha256: p.ref for p in group}.values(), now)
         inboxes = self._inboxes(conn, [c.account_id for p in group for c in p.plan.local])
         copies = [(p, c, inboxes[c.account_id]) for p in group for c in p.plan.local]
         message_ids = self._append(conn, copies, now)
@@ -424,10 +411,7 @@ class MessageStore:
                 self._set_contact(conn, contact, now)
             # This message is the report owed for these entries (a DSN): settled in the same
             # transaction, so a report is neither lost nor sent twice across a crash.
-            if one.plan.completes:
-                settled = {"ids": list(one.plan.completes), "p_now": now}
-                conn.execute(_SETTLE_REPORTS, settled)
-                conn.execute(_SETTLE_DELAYS, settled)
+            queue.settle_in(conn, one.plan.completes, now)
         return [[folder for p, _c, folder in copies if p is one] for one in group], True
 
     @staticmethod

@@ -31,7 +31,7 @@ import asyncio
 import time
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -40,9 +40,9 @@ from typing import Any, Final
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Executable,
     Row,
     Select,
-    Table,
     Text,
     bindparam,
     case,
@@ -58,24 +58,22 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
 from storage.blobs import BlobStore
 from storage.db import Database
-from storage.delivery import message_values
+from storage.delivery import insert_blobs, message_values
 from storage.mime import parse_metadata
 from storage.models import (
     Account,
     AuditEvent,
-    Blob,
     Counter,
     ExpungedMessage,
     Folder,
     Message,
     Subscription,
+    table_of,
     utcnow,
 )
 from storage.rounds import ReadRounds
@@ -306,20 +304,14 @@ def _chunks(ranges: UidRanges) -> Iterable[UidRanges]:
 
 # Statements run for almost every IMAP command, built once: SQLAlchemy then reuses their
 # cache keys, and they run on a Core connection (no ORM session to open, flush and close).
-def _table(model: type[Any]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_FT = _table(Folder)
-_MT = _table(Message)
-_XT = _table(ExpungedMessage)
+_FT = table_of(Folder)
+_MT = table_of(Message)
+_XT = table_of(ExpungedMessage)
 _F = _FT.c
 _M = _MT.c
 _X = _XT.c
-_A = _table(Account).c
-_S = _table(Subscription).c
+_A = table_of(Account).c
+_S = table_of(Subscription).c
 
 
 def _has(flag: str) -> ColumnElement[bool]:
@@ -377,11 +369,7 @@ _DELETE_MESSAGES = delete(_MT).where(
 )
 _INSERT_EXPUNGED = insert(_XT)
 _INSERT_MESSAGE = insert(_MT)
-_INSERT_BLOB = {
-    "sqlite": sqlite_insert(_table(Blob)).on_conflict_do_nothing(),
-    "postgresql": pg_insert(_table(Blob)).on_conflict_do_nothing(),
-}
-_INSERT_AUDIT = insert(_table(AuditEvent))
+_INSERT_AUDIT = insert(table_of(AuditEvent))
 # RFC 3501 §2.3.2 claims: the first UPDATE locks the row only while something is left to
 # claim (a session that finds the mark at or above its top writes nothing, no fsync).
 _CLAIM_LOCK = (
@@ -397,7 +385,7 @@ _CLAIM_SET = (
 )
 _APPEND_TARGET = (
     select(_F.account_id, _A.quota_bytes)
-    .join(_table(Account), _A.id == _F.account_id)
+    .join(table_of(Account), _A.id == _F.account_id)
     .where(_F.id == bindparam("folder"))
 )
 # RFC 3501 §6.3.11 APPEND: one UID and one MODSEQ, and the UIDVALIDITY for APPENDUID.
@@ -827,17 +815,11 @@ class MailStore:
     @staticmethod
     async def _bump(s: AsyncSession, folder_id: int) -> int:
         """The folder's next MODSEQ; the row lock serialises this folder's writers."""
-        modseq = await s.scalar(_BUMP, {"folder": folder_id})
-        if modseq is None:
-            raise MailboxError("NONEXISTENT", "mailbox does not exist")
-        return int(modseq)
+        return _bumped(await s.scalar(_BUMP, {"folder": folder_id}))
 
     @staticmethod
     def _bump_sync(conn: Connection, folder_id: int) -> int:
-        modseq = conn.scalar(_BUMP, {"folder": folder_id})
-        if modseq is None:
-            raise MailboxError("NONEXISTENT", "mailbox does not exist")
-        return int(modseq)
+        return _bumped(conn.scalar(_BUMP, {"folder": folder_id}))
 
     async def store_flags(
         self,
@@ -920,13 +902,8 @@ class MailStore:
             if not uids:
                 return [], False
             uids.sort()
-            for start in range(0, len(uids), _CHUNK * 2):
-                part = uids[start : start + _CHUNK * 2]
-                conn.execute(_DELETE_MESSAGES, {"folder": folder_id, "uids": part})
-            conn.execute(
-                _INSERT_EXPUNGED,
-                [{"folder_id": folder_id, "uid": uid, "modseq": modseq} for uid in uids],
-            )
+            for removal, params in _removal(folder_id, uids, modseq):
+                conn.execute(removal, params)
             if entry is not None:
                 entry.insert(conn, uids=_compact(uids))
             return uids, True
@@ -938,13 +915,8 @@ class MailStore:
 
     @staticmethod
     async def _remove(s: AsyncSession, folder_id: int, uids: list[int], modseq: int) -> None:
-        for start in range(0, len(uids), _CHUNK * 2):
-            part = uids[start : start + _CHUNK * 2]
-            await s.execute(_DELETE_MESSAGES, {"folder": folder_id, "uids": part})
-        await s.execute(
-            _INSERT_EXPUNGED,
-            [{"folder_id": folder_id, "uid": uid, "modseq": modseq} for uid in uids],
-        )
+        for stmt, params in _removal(folder_id, uids, modseq):
+            await s.execute(stmt, params)
 
     async def copy(
         self,
@@ -1036,8 +1008,7 @@ class MailStore:
         ref, meta = await asyncio.to_thread(lambda: (self.blobs.put(data), parse_metadata(data)))
 
         def write(conn: Connection) -> tuple[tuple[int, int], bool]:
-            blob = {"sha256": ref.sha256, "size": ref.size, "created_at": utcnow()}
-            conn.execute(_INSERT_BLOB[conn.dialect.name], blob)  # content-addressed: once
+            insert_blobs(conn, [ref], utcnow())  # content-addressed: once
             allocated = conn.execute(_ALLOCATE_ONE, params).first()
             if allocated is None:  # deleted since the lookup
                 raise MailboxError("TRYCREATE", "mailbox does not exist")
@@ -1053,6 +1024,21 @@ class MailStore:
         appended = await self.run.write(write)
         self._changed(folder_id)
         return appended
+
+
+def _bumped(modseq: int | None) -> int:
+    """The new MODSEQ ``_BUMP`` returned; none: the folder is gone."""
+    if modseq is None:
+        raise MailboxError("NONEXISTENT", "mailbox does not exist")
+    return int(modseq)
+
+
+def _removal(folder_id: int, uids: list[int], modseq: int) -> Iterator[tuple[Executable, Any]]:
+    """The statements that remove these messages and remember their UIDs with ``modseq``
+    (RFC 7162 §3.2.10 VANISHED), in chunks of bounded size."""
+    for start in range(0, len(uids), _CHUNK * 2):
+        yield _DELETE_MESSAGES, {"folder": folder_id, "uids": uids[start : start + _CHUNK * 2]}
+    yield _INSERT_EXPUNGED, [{"folder_id": folder_id, "uid": u, "modseq": modseq} for u in uids]
 
 
 def _compact(uids: Sequence[int]) -> str:

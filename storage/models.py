@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -63,6 +64,13 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, for Core statements on the hot paths."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 # --- accounts and mailboxes -------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Executor
@@ -31,6 +31,7 @@ __all__ = [
     "owe_report",
     "retry_now",
     "settle",
+    "settle_in",
     "summary",
 ]
 
@@ -51,21 +52,31 @@ async def finish(session: AsyncSession, ids: Sequence[int], now: datetime) -> No
         )
 
 
+_SETTLED_IDS = QueueEntry.id.in_(bindparam("ids", expanding=True))
+# The report owed for these entries has been sent (or is not wanted): a ``report`` entry is
+# finished; a still ``queued`` entry has had its delay reported (RFC 3464 delayed).
+_SETTLE = (
+    update(QueueEntry)
+    .where(_SETTLED_IDS, QueueEntry.state == "report")
+    .values(state="done", finished_at=bindparam("now")),
+    update(QueueEntry)
+    .where(_SETTLED_IDS, QueueEntry.state == "queued")
+    .values(delay_notified=True),
+)
+
+
 async def settle(session: Executor, ids: Sequence[int], now: datetime) -> None:
-    """The report owed for these entries has been sent (or is not wanted): a ``report`` entry
-    is finished; a still ``queued`` entry has had its delay reported (RFC 3464 delayed)."""
-    if not ids:
-        return
-    await session.execute(
-        update(QueueEntry)
-        .where(QueueEntry.id.in_(list(ids)), QueueEntry.state == "report")
-        .values(state="done", finished_at=now)
-    )
-    await session.execute(
-        update(QueueEntry)
-        .where(QueueEntry.id.in_(list(ids)), QueueEntry.state == "queued")
-        .values(delay_notified=True)
-    )
+    """The report owed for these entries has been sent (see ``_SETTLE``)."""
+    if ids:
+        for stmt in _SETTLE:
+            await session.execute(stmt, {"ids": list(ids), "now": now})
+
+
+def settle_in(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    """``settle`` on a sync connection, in its transaction (storage.sync_runner)."""
+    if ids:
+        for stmt in _SETTLE:
+            conn.execute(stmt, {"ids": list(ids), "now": now})
 
 
 async def defer(session: AsyncSession, entry_id: int, error: str, next_attempt: datetime) -> None:
