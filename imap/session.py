@@ -232,7 +232,9 @@ class Session:
         if sel.readonly:
             mark = read
         else:
-            mark = await self.services.store.claim_recent(sel.folder_id, sel.max_uid, mark=read)
+            mark = await self.services.store.claim_recent(
+                sel.folder_id, sel.max_uid, mark=read, uidvalidity=sel.uidvalidity
+            )
         sel.add_recent(new_uids, mark)
 
     # -- input -----------------------------------------------------------------------------------

@@ -498,6 +498,9 @@ class MailStore:
         self.run = SyncRunner(db)
         # Sessions with a folder selected ask together after a change (storage.rounds).
         self._changes: ReadRounds[int, _FolderChanges] = ReadRounds(self._read_changes)
+        # \\Recent marks known committed, and claims under way (claim_recent).
+        self._claimed: dict[tuple[int, int], int] = {}
+        self._claiming: dict[tuple[int, int], asyncio.Future[None]] = {}
 
     def close(self) -> None:
         """Release the SQLite worker threads and their connections (also done when the
@@ -699,22 +702,39 @@ class MailStore:
         info, seen_mark, uids, first_unseen = await self.run.read(read)
         top = uids[-1] if uids else 0
         mark = (
-            await self.claim_recent(folder_id, top, mark=seen_mark) if claim_recent else seen_mark
+            await self.claim_recent(folder_id, top, mark=seen_mark, uidvalidity=info.uidvalidity)
+            if claim_recent
+            else seen_mark
         )
         recent = uids[bisect_right(uids, mark) :].tolist()
         return Snapshot(info, uids, first_unseen, info.highestmodseq, recent)
 
-    async def claim_recent(self, folder_id: int, top: int, *, mark: int | None = None) -> int:
+    async def claim_recent(
+        self, folder_id: int, top: int, *, mark: int | None = None, uidvalidity: int = 0
+    ) -> int:
         """RFC 3501 §2.3.2: make this session the first to be told of the messages up to UID
         ``top``. Returns the mark found: the UIDs in (mark, top] are recent for the caller
         alone. ``mark``, when given, is the mark as just read (it only grows): at or above
         ``top`` nothing is left to claim and nothing is written. The first UPDATE takes the
         folder's row lock (the write lock on SQLite) only if something is left, so a
-        concurrent claimer waits and then finds the mark moved."""
+        concurrent claimer waits and then finds the mark moved.
+
+        After a delivery every session of the folder asks at once, and all but one would
+        write for nothing: this process remembers the highest mark it has seen committed
+        for the folder (``uidvalidity`` tells a folder from a later one with the same id)
+        and lets the sessions of one moment wait for the claim under way instead of
+        queueing their own."""
         if mark is None:
             mark = await self.recent_mark(folder_id)
-        if mark >= top:
-            return top  # nothing new to claim: no write (and no fsync) for a plain SELECT
+        key = (folder_id, uidvalidity)
+        while True:
+            mark = max(mark, self._claimed.get(key, 0))
+            if mark >= top:
+                return top  # nothing new to claim: no write (and no fsync) for a plain SELECT
+            under_way = self._claiming.get(key)
+            if under_way is None:
+                break
+            await asyncio.shield(under_way)  # then look again: it may have claimed less
         params = {"folder": folder_id, "top": top}
 
         def claim(conn: Connection) -> tuple[int, bool]:
@@ -724,7 +744,14 @@ class MailStore:
             conn.execute(_CLAIM_SET, params)
             return int(found), True
 
-        return await self.run.write(claim)
+        self._claiming[key] = done = asyncio.get_running_loop().create_future()
+        try:
+            found = await self.run.write(claim)
+            self._claimed[key] = max(self._claimed.get(key, 0), top)
+            return found
+        finally:
+            del self._claiming[key]
+            done.set_result(None)
 
     async def recent_mark(self, folder_id: int) -> int:
         """The mark without claiming (EXAMINE: what is still recent for whoever selects)."""

@@ -90,6 +90,41 @@ async def test_changes_carry_the_recent_mark_and_a_claim_below_it_writes_nothing
         assert folder.highestmodseq == highest
 
 
+async def test_sessions_told_together_make_one_claim_and_a_later_delivery_another(
+    store: tuple[MailStore, int, list[int]], db: Database
+) -> None:
+    ms, inbox, _ = store
+    async with db.session() as s:
+        folder = await s.get(Folder, inbox)
+        assert folder is not None
+        validity = folder.uidvalidity
+    for n in range(2):
+        await ms.append(inbox, _message(n), [], None)
+    writes = 0
+    write = ms.run.write
+
+    async def counted(fn):  # type: ignore[no-untyped-def]
+        nonlocal writes
+        writes += 1
+        return await write(fn)
+
+    ms.run.write = counted  # type: ignore[method-assign]
+    # Twenty sessions read the same mark (0) after the delivery: one claim is written, the
+    # others wait for it and get nothing recent.
+    claims = (ms.claim_recent(inbox, 2, mark=0, uidvalidity=validity) for _ in range(20))
+    marks = await asyncio.gather(*claims)
+    assert sorted(marks) == [0] + [2] * 19 and writes == 1
+    # A session that still holds the old mark (0) writes nothing either.
+    assert await ms.claim_recent(inbox, 2, mark=0, uidvalidity=validity) == 2 and writes == 1
+    # A later delivery: the next session told of it claims it, and only it.
+    await ms.append(inbox, _message(3), [], None)
+    writes = 0
+    assert await ms.claim_recent(inbox, 3, mark=0, uidvalidity=validity) == 2 and writes == 1
+    # A folder that only shares the id (created after a deletion) is not taken for this one.
+    assert await ms.claim_recent(inbox, 3, mark=0, uidvalidity=validity + 1) == 3
+    assert writes == 2
+
+
 async def test_a_store_that_changes_nothing_keeps_highestmodseq_and_wakes_nobody(
     store: tuple[MailStore, int, list[int]],
 ) -> None:
