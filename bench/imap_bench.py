@@ -1,8 +1,10 @@
 """imaptest benchmark: our IMAP server against a private Dovecot, same parameters, same run.
 
 Both servers run on this machine with implicit TLS (the same development-PKI server
-certificate), one user with the same password (our scrypt hash, ~0.09 s per check;
-Dovecot's BLF-CRYPT cost 9 from ``doveadm pw``, ~0.1 s), a fresh mailbox each, and imaptest
+certificate), one user with the same password, checked at the same cost: our scrypt hash
+(n=2^14, r=8) and, for Dovecot, the BLF-CRYPT cost whose check takes closest to it, both
+timed on this machine at start (2026-12-07: scrypt 77 ms, BLF-CRYPT cost 9 34 ms, cost 10
+68 ms; ``--dovecot-cost`` forces one), a fresh mailbox each, and imaptest
 in its default stress profile (LOGIN, LIST, STATUS, SELECT, FETCH, FETCH2, STORE, DELETE,
 EXPUNGE, APPEND, LOGOUT) with the same ``clients=``/``secs=``/``seed=``/``mbox=``, in two
 profiles: ``default`` (every client logs out and in again after each cycle, so password
@@ -15,7 +17,7 @@ client is the same user). imaptest is built outside the repository (see
 docs/imap-conformance.md); pass its path.
 
     .venv/bin/python bench/imap_bench.py --imaptest /work/ext/imaptest-23/src/imaptest \\
-        [--clients 20] [--secs 30] [--only ours|dovecot] [--keep]
+        [--clients 20] [--secs 30] [--only ours|dovecot] [--dovecot-cost N] [--keep]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import contextlib
 import imaplib
 import json
+import math
 import os
 import re
 import shutil
@@ -120,15 +123,15 @@ class Ours:
 class Dovecot:
     """A private Dovecot IMAP server: its own base_dir, config, maildirs, passwd-file."""
 
-    def __init__(self, root: Path, port: int, password: str, cert: Path, key: Path) -> None:
+    def __init__(
+        self, root: Path, port: int, password: str, cert: Path, key: Path, cost: int
+    ) -> None:
         self.root = root / "dovecot"
         self.port = port
         for d in ("run", "state", "mail"):
             (self.root / d).mkdir(parents=True, mode=0o755)
         os.chown(self.root / "mail", NOBODY, NOBODY)
-        # BLF-CRYPT cost 9: ~0.1 s per check here, like our scrypt (n=2^14, r=8: ~0.09 s).
-        cmd = ["doveadm", "pw", "-s", "BLF-CRYPT", "-r", "9", "-p", password]
-        hashed = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+        hashed = bcrypt_hash(password, cost)
         (self.root / "passwd").write_text(f"{USER}:{hashed}::::::\n")
         shutil.copy(cert, self.root / "cert.pem")
         shutil.copy(key, self.root / "key.pem")
@@ -194,6 +197,41 @@ service stats {{
             subprocess.run(
                 ["dovecot", "-c", str(self.config), "stop"], timeout=30, capture_output=True
             )
+
+
+def bcrypt_hash(password: str, cost: int) -> str:
+    cmd = ["doveadm", "pw", "-s", "BLF-CRYPT", "-r", str(cost), "-p", password]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def doveadm_check_seconds(hashed: str, password: str, runs: int = 8) -> float:
+    """One ``doveadm pw -t`` minus one of a {PLAIN} hash (the process start-up), averaged."""
+
+    def timed(h: str) -> float:
+        started = time.perf_counter()
+        for _ in range(runs):
+            cmd = ["doveadm", "pw", "-t", h, "-p", password]
+            subprocess.run(cmd, check=True, capture_output=True)
+        return (time.perf_counter() - started) / runs
+
+    return max(0.0, timed(hashed) - timed("{PLAIN}" + password))
+
+
+def matching_cost(password: str) -> tuple[int, float, float]:
+    """The BLF-CRYPT cost whose check time is closest to our scrypt check's (each cost
+    doubles the time), with both times: the servers pay the same for each LOGIN."""
+    from directory.passwords import hash_password, verify_password
+
+    ours = hash_password(password)
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        verify_password(password, ours)
+        times.append(time.perf_counter() - started)
+    scrypt = sorted(times)[2]
+    at_9 = doveadm_check_seconds(bcrypt_hash(password, 9), password)
+    cost = min(range(4, 16), key=lambda c: abs(math.log2(at_9 * 2 ** (c - 9) / scrypt)))
+    return cost, scrypt, at_9 * 2 ** (cost - 9)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -266,6 +304,8 @@ def main() -> None:
         help="cProfile our server's main thread (the event loop) into this file, and print "
         "the top functions",
     )
+    ap.add_argument("--dovecot-cost", type=int, help="BLF-CRYPT cost (default: as costly as ours)")
+    ap.add_argument("--prelude", type=Path, help="Python run in our server before it starts")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--processes", type=int, help="our server.processes (default: as shipped)")
     args = ap.parse_args()
@@ -282,7 +322,14 @@ def main() -> None:
             "_p.enable()\n"
             f"atexit.register(lambda: (_p.disable(), _p.dump_stats({str(args.profile)!r})))"
         )
-    dovecot = Dovecot(root, free_port(), ours.password, cert, key)
+    if args.prelude:
+        ours.prelude = args.prelude.read_text()
+    cost = args.dovecot_cost
+    if cost is None:
+        cost, ours_s, theirs_s = matching_cost(ours.password)
+        print(f"password check: our scrypt {ours_s * 1000:.0f} ms, Dovecot BLF-CRYPT cost "
+              f"{cost} ~{theirs_s * 1000:.0f} ms")  # fmt: skip
+    dovecot = Dovecot(root, free_port(), ours.password, cert, key, cost)
     results: dict[tuple[str, str], dict[str, object]] = {}
     try:
         for profile in args.profiles:
