@@ -299,9 +299,11 @@ async def _send(
         session.write(b"".join(batch))
         return
     for group in _batches(numbered, content):
-        wanted = [row.blob_sha256 for _, row in group if content or _needs_reparse(row, attrs)]
-        # One trip to the blob thread for the batch, not one per message.
-        blobs = await store.read_blobs(wanted) if wanted else {}
+        needed = [row for _, row in group if content or _needs_reparse(row, attrs)]
+        octets = sum(int(row.size) for row in needed) if content else None
+        # One trip to the blob thread for the batch, not one per message (none when small).
+        wanted = [row.blob_sha256 for row in needed]
+        blobs = await store.read_blobs(wanted, octets=octets) if wanted else {}
         for seq, row in group:
             m = _Message(row, blobs.get(row.blob_sha256) if blobs else None)
             if _FLAGS in attrs:

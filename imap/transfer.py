@@ -79,7 +79,10 @@ async def expunge(session: Session, command: Command) -> str:
         if not ranges:
             return "EXPUNGE completed"
     await session.services.store.expunge(
-        sel.folder_id, ranges, entry=session.audit("imap.expunge", mailbox=sel.name)
+        sel.folder_id,
+        ranges,
+        entry=session.audit("imap.expunge", mailbox=sel.name),
+        known_size=sel.exists,
     )
     sel.dirty = True
     return "EXPUNGE completed"
@@ -92,7 +95,9 @@ async def close(session: Session, command: Command) -> str:
     session.unselect()
     if not sel.readonly:
         await session.services.store.expunge(
-            sel.folder_id, entry=session.audit("imap.expunge", mailbox=sel.name)
+            sel.folder_id,
+            entry=session.audit("imap.expunge", mailbox=sel.name),
+            known_size=sel.exists,
         )
     return "CLOSE completed"
 

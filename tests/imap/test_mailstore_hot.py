@@ -103,10 +103,10 @@ async def test_sessions_told_together_make_one_claim_and_a_later_delivery_anothe
     writes = 0
     write = ms.run.write
 
-    async def counted(fn):  # type: ignore[no-untyped-def]
+    async def counted(fn, **how):  # type: ignore[no-untyped-def]
         nonlocal writes
         writes += 1
-        return await write(fn)
+        return await write(fn, **how)
 
     ms.run.write = counted  # type: ignore[method-assign]
     # Twenty sessions read the same mark (0) after the delivery: one claim is written, the
@@ -158,6 +158,10 @@ async def test_rows_by_many_ranges_and_changedsince(
     many = [(u, u) for u in range(1, 1000)]
     assert [r.uid for r in await ms.rows(inbox, many, [])] == [1, 2, 3, 4, 5, 6]
     assert await ms.expunge(inbox, [(1, 6)]) == []  # nothing \Deleted
+    # Sets of every length (statements are shared by lengths rounded up to a power of two).
+    await ms.store_flags(inbox, [(1, 1), (3, 3), (5, 5)], "add", ["\\Deleted"])
+    assert await ms.expunge(inbox, [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]) == [1, 3, 5]
+    assert [r.uid for r in await ms.rows(inbox, [(1, 2), (4, 4), (6, 6)], ["flags"])] == [2, 4, 6]
 
 
 async def test_snapshot_claims_once_and_examine_leaves_them(

@@ -1,14 +1,17 @@
-"""storage/sync_runner.py: one runner per database for every store that asks, and a write
-whose caller is cancelled keeps the write turn until its thread is done with it."""
+"""storage/sync_runner.py: one runner per database for every store that asks, a write whose
+caller is cancelled keeps the write turn until its thread is done with it, and a quick
+operation that finds SQLite locked by another process waits in the thread, never on the
+event loop."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, make_url, text
 
 from storage.db import Database
 from storage.sync_runner import SyncRunner
@@ -38,3 +41,28 @@ async def test_a_cancelled_write_holds_the_turn_until_its_thread_is_done(db: Dat
     async with db.write_turn():  # the next writer of this process
         assert finished.is_set()
     assert writing.cancelled()
+
+
+async def test_a_quick_write_facing_a_locked_database_waits_off_the_event_loop(
+    db: Database,
+) -> None:
+    runner = SyncRunner.shared(db)
+    if not runner.threaded:
+        pytest.skip("PostgreSQL: no SQLite lock")
+    await runner.write(lambda c: (c.exec_driver_sql("CREATE TABLE t (n INTEGER)"), True))
+    other = sqlite3.connect(str(make_url(db.url).database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+    writing = asyncio.create_task(
+        runner.write(
+            lambda c: (c.exec_driver_sql("INSERT INTO t VALUES (1)").rowcount, True), quick=True
+        )
+    )
+    started = time.monotonic()
+    for _ in range(10):  # the event loop keeps turning while the write waits
+        await asyncio.sleep(0.02)
+    assert time.monotonic() - started < 1 and not writing.done()
+    other.execute("COMMIT")
+    other.close()
+    assert await asyncio.wait_for(writing, 10) == 1
+    read = await runner.read(lambda c: c.exec_driver_sql("SELECT n FROM t").all(), quick=True)
+    assert [tuple(row) for row in read] == [(1,)]
