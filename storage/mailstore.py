@@ -114,6 +114,7 @@ _CHUNK: Final = 400
 _MAX_UID: Final = 2**32 - 1  # RFC 3501 §2.3.1.1: UIDs are 32-bit
 _QUICK_UIDS: Final = 1000  # FETCH/STORE of at most this many UIDs: run on the event loop
 _QUICK_OCTETS: Final = 64 * 1024  # contents read on the event loop (read_blobs)
+_SPAN: Final = 4096  # ranges this close together are read as one and filtered (_in_ranges)
 
 
 _UIDVALIDITY: Final = "uidvalidity"
@@ -307,6 +308,54 @@ def _few(ranges: UidRanges) -> bool:
 def _chunks(ranges: UidRanges) -> Iterable[UidRanges]:
     for start in range(0, len(ranges), _CHUNK):
         yield ranges[start : start + _CHUNK]
+
+
+def _in_ranges(
+    conn: Connection,
+    columns: tuple[str, ...],
+    folder_id: int,
+    ranges: UidRanges,
+    *,
+    changed_since: int | None = None,
+    deleted: bool = False,
+) -> list[Row[Any]]:
+    """``columns`` (the first is ``uid``) of a folder's messages whose UID is in ``ranges``,
+    by UID. Many ranges close together (a client's ``2,4:6,9,12:14``) are read as the one
+    range around them and filtered here: a statement with a pair of parameters per range
+    cost more to bind than to run. Otherwise, statements of at most ``_CHUNK`` ranges."""
+    merged = _merged(ranges)
+    lo, hi = merged[0][0], merged[-1][1]
+    if len(merged) > 2 and hi - lo < _SPAN:
+        stmt, params = _by_ranges(
+            columns, folder_id, [(lo, hi)], changed_since=changed_since, deleted=deleted
+        )
+        starts = [start for start, _ in merged]
+        return [
+            row
+            for row in conn.execute(stmt, params)
+            if row[0] <= merged[bisect_right(starts, row[0]) - 1][1]
+        ]
+    found: list[Row[Any]] = []
+    for chunk in _chunks(merged):
+        stmt, params = _by_ranges(
+            columns, folder_id, chunk, changed_since=changed_since, deleted=deleted
+        )
+        found.extend(conn.execute(stmt, params).all())
+    if len(merged) > _CHUNK:
+        found.sort(key=lambda row: row[0])
+    return found
+
+
+def _merged(ranges: UidRanges) -> list[tuple[int, int]]:
+    """Sorted, overlapping and adjacent ranges joined."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
 
 
 # Statements run for almost every IMAP command, built once: SQLAlchemy then reuses their
@@ -769,7 +818,7 @@ class MailStore:
 
         self._claiming[key] = done = asyncio.get_running_loop().create_future()
         try:
-            found = await self.run.write(claim, quick=True)
+            found = await self.run.write(claim, quick=True, durable=False)
             self._claimed[key] = max(self._claimed.get(key, 0), top)
             return found
         finally:
@@ -835,16 +884,9 @@ class MailStore:
         wanted = ("uid", *sorted(set(columns) - {"uid"}))
 
         def read(conn: Connection) -> list[Row[Any]]:
-            found: list[Row[Any]] = []
-            for chunk in _chunks(ranges):
-                stmt, params = _by_ranges(wanted, folder_id, chunk, changed_since=changed_since)
-                found.extend(conn.execute(stmt, params).all())
-            return found
+            return _in_ranges(conn, wanted, folder_id, ranges, changed_since=changed_since)
 
-        found = await self.run.read(read, quick=_few(ranges))
-        if len(ranges) > _CHUNK:
-            found.sort(key=lambda row: row.uid)
-        return found
+        return await self.run.read(read, quick=_few(ranges))
 
     async def read_blob(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.blobs.get, sha256)
@@ -896,12 +938,7 @@ class MailStore:
 
         def write(conn: Connection) -> tuple[StoreResult, bool]:
             modseq = self._bump_sync(conn, folder_id)
-            current: list[Any] = []
-            for chunk in _chunks(ranges):
-                stmt, params = _by_ranges(("uid", "flags", "modseq"), folder_id, chunk)
-                current.extend(conn.execute(stmt, params).all())
-            if len(ranges) > _CHUNK:
-                current.sort(key=lambda row: row.uid)
+            current: list[Any] = _in_ranges(conn, ("uid", "flags", "modseq"), folder_id, ranges)
             out: list[tuple[int, str, int]] = []
             modified: list[int] = []
             updates: dict[str, list[int]] = {}
@@ -941,7 +978,8 @@ class MailStore:
                 )
             return StoreResult(out, changed, modified), True
 
-        result = await self.run.write(write, quick=_few(ranges))
+        # Not worth an fsync unless audited (storage.sync_runner: like Dovecot's flags).
+        result = await self.run.write(write, quick=_few(ranges), durable=entry is not None)
         if result.changed:
             self._changed(folder_id)
         return result
@@ -961,13 +999,10 @@ class MailStore:
 
         def write(conn: Connection) -> tuple[list[int], bool]:
             modseq = self._bump_sync(conn, folder_id)
-            uids: list[int] = []
-            for chunk in _chunks(ranges) if ranges is not None else [[(1, _MAX_UID)]]:
-                stmt, params = _by_ranges(("uid",), folder_id, chunk, deleted=True)
-                uids.extend(conn.scalars(stmt, params).all())
+            within = ranges if ranges is not None else [(1, _MAX_UID)]
+            uids = [row[0] for row in _in_ranges(conn, ("uid",), folder_id, within, deleted=True)]
             if not uids:
                 return [], False
-            uids.sort()
             for removal, params in _removal(folder_id, uids, modseq):
                 conn.execute(removal, params)
             if entry is not None:
@@ -975,7 +1010,7 @@ class MailStore:
             return uids, True
 
         few = _few(ranges) if ranges is not None else (known_size or _MAX_UID) <= _QUICK_UIDS
-        uids = await self.run.write(write, quick=few)
+        uids = await self.run.write(write, quick=few, durable=entry is not None)
         if uids:
             self._changed(folder_id)
         return uids

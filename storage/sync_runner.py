@@ -24,6 +24,13 @@ lock (a zero busy timeout): should another process hold it, the operation is und
 in the worker thread instead, which may wait. Big reads (a folder's every UID, a FETCH of
 ``1:*``) stay in the worker thread, so one client cannot stall every other session.
 
+A quick write may also say it need not wait for the disk (``durable=False``): a flag change,
+an expunge, a \\Recent claim. Its commit then skips the fsync (``synchronous=NORMAL`` in WAL
+mode): a crash of the process loses nothing, a crash of the machine may undo the last such
+changes, never a message, and the next synced commit makes them durable with it, in order.
+Dovecot's default ``mail_fsync = optimized`` makes the same choice. Messages (APPEND,
+delivery) and anything carrying an audit record are always synced.
+
 A write function returns ``(result, commit)``: with ``commit`` false nothing it did is kept
 (a STORE that changed nothing leaves HIGHESTMODSEQ as it was). An exception rolls back. A
 write whose caller is cancelled while the worker thread runs it keeps the write turn until
@@ -103,7 +110,7 @@ class SyncRunner:
         self.db = db
         engines = _sqlite_file_engines(db)
         self._engine: Engine | None = engines[0] if engines is not None else None
-        self._quick: Engine | None = engines[1] if engines is not None else None
+        self._quick = _Kept(engines[1]) if engines is not None else None
         self._threads: ThreadPoolExecutor | None = None
         if engines is not None:
             self._threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="mailstore-sqlite")
@@ -122,7 +129,7 @@ class SyncRunner:
                 return await conn.run_sync(fn)
         if quick and self._quick is not None:
             try:
-                return _read(self._quick, fn)
+                return self._quick.run(lambda conn: (fn(conn), False))
             except OperationalError as exc:
                 if not _locked(exc):
                     raise
@@ -130,8 +137,15 @@ class SyncRunner:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, _read, self._engine, fn)
 
-    async def write(self, fn: Callable[[Connection], tuple[T, bool]], *, quick: bool = False) -> T:
-        """``fn`` in a transaction, in this process's write turn; committed when it says so."""
+    async def write(
+        self,
+        fn: Callable[[Connection], tuple[T, bool]],
+        *,
+        quick: bool = False,
+        durable: bool = True,
+    ) -> T:
+        """``fn`` in a transaction, in this process's write turn; committed when it says so
+        (``quick`` and ``durable``: the module's docstring)."""
         async with self.db.write_turn():
             if self._engine is None:
                 async with self.db.read() as conn:
@@ -140,7 +154,7 @@ class SyncRunner:
                     return result
             if quick and self._quick is not None:
                 try:
-                    return _write(self._quick, fn)
+                    return self._quick.run(fn, durable=durable)
                 except OperationalError as exc:
                     if not _locked(exc):
                         raise
@@ -157,6 +171,44 @@ class SyncRunner:
     def close(self) -> None:
         if self._engine is not None:
             self._finalizer()
+
+
+class _Kept:
+    """The event loop's connection (quick operations), kept open from one operation to the
+    next: checking it out of a pool and resetting it cost more than the statements."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+        self._synced = True  # the connection's synchronous setting is FULL
+
+    def run(self, fn: Callable[[Connection], tuple[T, bool]], *, durable: bool = True) -> T:
+        """``fn``'s result; what it did is committed when it says so, else rolled back; the
+        commit waits for the disk when ``durable``."""
+        conn = self._conn if self._conn is not None else self._connect()
+        if durable != self._synced:  # set between transactions, where SQLite takes it
+            conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            conn.rollback()
+            self._synced = durable
+        try:
+            result, keep = fn(conn)
+            if keep:
+                conn.commit()
+            else:
+                conn.rollback()
+            return result
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # the connection itself is broken: the next one is new
+                self._conn = None
+                conn.invalidate()
+            raise
+
+    def _connect(self) -> Connection:
+        self._conn = self.engine.connect()
+        self._synced = True  # sqlite_pragmas
+        return self._conn
 
 
 def _read(engine: Engine, fn: Callable[[Connection], T]) -> T:

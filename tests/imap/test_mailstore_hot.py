@@ -162,6 +162,11 @@ async def test_rows_by_many_ranges_and_changedsince(
     await ms.store_flags(inbox, [(1, 1), (3, 3), (5, 5)], "add", ["\\Deleted"])
     assert await ms.expunge(inbox, [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]) == [1, 3, 5]
     assert [r.uid for r in await ms.rows(inbox, [(1, 2), (4, 4), (6, 6)], ["flags"])] == [2, 4, 6]
+    # Ranges close together are read as one and filtered; in any order, overlapping or not.
+    unordered = [(6, 6), (1, 2), (2, 2), (4, 4), (9, 10)]
+    assert [r.uid for r in await ms.rows(inbox, unordered, ["flags"])] == [2, 4, 6]
+    far = [(2, 2), (4, 4), (6, 6), (10_000, 10_000)]
+    assert [r.uid for r in await ms.rows(inbox, far, ["flags"])] == [2, 4, 6]
 
 
 async def test_snapshot_claims_once_and_examine_leaves_them(

@@ -6,15 +6,20 @@ event loop."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, make_url, text
 
 from storage.db import Database
 from storage.sync_runner import SyncRunner
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_the_stores_of_one_database_share_one_runner(db: Database) -> None:
@@ -66,3 +71,30 @@ async def test_a_quick_write_facing_a_locked_database_waits_off_the_event_loop(
     assert await asyncio.wait_for(writing, 10) == 1
     read = await runner.read(lambda c: c.exec_driver_sql("SELECT n FROM t").all(), quick=True)
     assert [tuple(row) for row in read] == [(1,)]
+
+
+async def test_a_write_that_skips_the_fsync_survives_its_process_being_killed(
+    db: Database,
+) -> None:
+    runner = SyncRunner.shared(db)
+    if not runner.threaded:
+        pytest.skip("PostgreSQL: commits are the server's")
+    await runner.write(lambda c: (c.exec_driver_sql("CREATE TABLE t (n INTEGER)"), True))
+    script = f"""
+import asyncio, os, signal
+from storage.db import Database
+from storage.sync_runner import SyncRunner
+async def main():
+    runner = SyncRunner(Database({db.url!r}))
+    for n in range(3):
+        await runner.write(
+            lambda c, n=n: (c.exec_driver_sql(f"INSERT INTO t VALUES ({{n}})"), True),
+            quick=True, durable=n != 1,
+        )
+    os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint
+asyncio.run(main())
+"""
+    killed = await asyncio.create_subprocess_exec(sys.executable, "-c", script, cwd=ROOT)
+    assert await killed.wait() == -signal.SIGKILL
+    rows = await runner.read(lambda c: c.exec_driver_sql("SELECT n FROM t ORDER BY n").all())
+    assert [tuple(row) for row in rows] == [(0,), (1,), (2,)]
