@@ -19,6 +19,7 @@ from directory.errors import DirectoryError
 from directory.identity import (
     AuthenticationRefused,
     Identity,
+    TemporarilyRefused,
     identity_for_certificate,
     identity_for_mail_client_password,
     identity_for_token,
@@ -122,7 +123,7 @@ class Authenticator:
         door (issue #3: throttled per client address and per account)."""
         blocked = self.throttle.blocked(remote, user)
         if blocked:
-            raise AuthenticationRefused(blocked)
+            raise TemporarilyRefused(blocked)
         try:
             async with self.db.session() as session:
                 who = await identity_for_mail_client_password(session, user, password)

@@ -28,6 +28,12 @@ class AuthenticationRefused(DirectoryError):
     """The proof was valid or absent but grants no box; the message says why."""
 
 
+class TemporarilyRefused(AuthenticationRefused):
+    """Refused for now, whatever the proof (too many recent failures): the doors answer it
+    as a temporary failure (SMTP 454 4.7.0, RFC 4954 §6; IMAP ``[UNAVAILABLE]``,
+    RFC 5530 §3), like a blocked client address."""
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who is speaking and how they proved it (recorded in the audit log)."""

@@ -1,8 +1,9 @@
 """The directory as the routing pipeline sees it (`routing.pipeline.DirectoryLookups`).
 
 Each lookup is one trip to the database: a prebuilt Core statement run by the database's
-:class:`storage.sync_runner.SyncRunner` (a worker thread on SQLite, ``run_sync`` on
-PostgreSQL), not an async session whose every step wakes the event loop. The liste blanche
+:class:`storage.sync_runner.SyncRunner` (a lookup by key is quick: on the event loop itself on
+SQLite, ``run_sync`` on PostgreSQL), not an async session whose every step wakes the event
+loop. The liste blanche
 changes once a day, so its answers are cached for a minute; mailbox, annuaire and contact
 answers are read fresh, since a closed patient box or a struck-off professional must take
 effect at once.
@@ -92,7 +93,9 @@ class DirectoryLookups:
         self._operator_dns = None
 
     async def mailbox(self, address: str) -> Mailbox | None:
-        row = await self.run.read(partial(_first, _MAILBOX, {"address": address.lower()}))
+        row = await self.run.read(
+            partial(_first, _MAILBOX, {"address": address.lower()}), quick=True
+        )
         if row is None:
             return None
         account_id, found, kind, state, patient_state = row
@@ -111,7 +114,7 @@ class DirectoryLookups:
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
         params = {"domain": domain_key(domain)}
-        dns = await self.run.read(partial(_column, _LISTED_DNS, params))
+        dns = await self.run.read(partial(_column, _LISTED_DNS, params), quick=True)
         answer = frozenset(str(dn) for dn in dns if dn) if dns else None
         self._dns[domain] = (now, answer)
         return answer
@@ -126,17 +129,17 @@ class DirectoryLookups:
     async def may_send_as(self, account_id: int, address: str) -> bool:
         """A PER may send as an ORG box it belongs to (mssante.md §2)."""
         params = {"member": account_id, "address": address.lower()}
-        return bool(await self.run.read(partial(_scalar, _MAY_SEND_AS, params)))
+        return bool(await self.run.read(partial(_scalar, _MAY_SEND_AS, params), quick=True))
 
     async def is_active_professional(self, account_id: int) -> bool:
         params = {"account": account_id}
-        return bool(await self.run.read(partial(_scalar, _ACTIVE_PROFESSIONAL, params)))
+        return bool(await self.run.read(partial(_scalar, _ACTIVE_PROFESSIONAL, params), quick=True))
 
     async def contact_state(
         self, patient_account_id: int, address: str
     ) -> Literal["open", "closed"] | None:
         params = {"patient": patient_account_id, "address": address.lower()}
-        state = await self.run.read(partial(_scalar, _CONTACT_STATE, params))
+        state = await self.run.read(partial(_scalar, _CONTACT_STATE, params), quick=True)
         if state == "open":
             return "open"
         if state == "closed":

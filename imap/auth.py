@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 
-from directory.identity import AuthenticationRefused, Identity
+from directory.identity import AuthenticationRefused, Identity, TemporarilyRefused
 from directory.sasl import (
     SaslError,
     oauthbearer_failure,
@@ -131,7 +131,9 @@ async def _finish(session: Session, attempt: Callable[[], Awaitable[Identity]]) 
     except AuthenticationRefused as exc:
         log.info("%s: authentication refused from %s: %s", session.settings.name,
                  session.remote, exc)  # fmt: skip
-        raise CommandError(str(exc), code="AUTHENTICATIONFAILED") from None
+        # RFC 5530 §3: a lockout is temporary (UNAVAILABLE, as for a blocked address).
+        code = "UNAVAILABLE" if isinstance(exc, TemporarilyRefused) else "AUTHENTICATIONFAILED"
+        raise CommandError(str(exc), code=code) from None
     session.login(who)
     return f"[CAPABILITY {capabilities(session)}] authenticated as {who.address}"
 
@@ -148,14 +150,15 @@ async def login(session: Session, command: Command) -> str:
             "or a Pro Santé Connect token (AUTHENTICATE OAUTHBEARER)",
             code="AUTHENTICATIONFAILED",
         )
-    _not_blocked(session, args.username)
+    # A blocked address or a locked account: refused by Authenticator.password (UNAVAILABLE).
     return await _finish(
         session, lambda: auth.password(args.username, args.password, session.remote)
     )
 
 
-def _not_blocked(session: Session, account: str | None = None) -> None:
-    blocked = session.services.authenticator.blocked(session.remote, account)
+def _not_blocked(session: Session) -> None:
+    """A blocked client address is refused before the SASL exchange is read."""
+    blocked = session.services.authenticator.blocked(session.remote)
     if blocked:
         raise CommandError(blocked, code="UNAVAILABLE")
 

@@ -29,7 +29,7 @@ from cryptography import x509
 from certs.identity import identity_of
 from certs.truststore import TrustStore
 from directory.authenticate import Authenticator
-from directory.identity import AuthenticationRefused, Identity
+from directory.identity import AuthenticationRefused, Identity, TemporarilyRefused
 from directory.sasl import (
     SaslError,
     decode_base64_response,
@@ -292,7 +292,9 @@ class MSSanteSMTP(SMTP):
             who = await attempt()
         except AuthenticationRefused as exc:
             log.info("%s: AUTH refused from %s: %s", self.settings.name, self._remote, exc)
-            return AuthResult(success=False, handled=False, message=f"535 5.7.8 {exc}")
+            # RFC 4954 §6: 454 4.7.0 for a lockout, which may lift; 535 5.7.8 for the proof.
+            reply = "454 4.7.0" if isinstance(exc, TemporarilyRefused) else "535 5.7.8"
+            return AuthResult(success=False, handled=False, message=f"{reply} {exc}")
         self._identity = who
         log.info("%s: %s authenticated (%s) from %s", self.settings.name, who.address,
                  who.method, self._remote)  # fmt: skip

@@ -141,6 +141,17 @@ def imap_login(srv: Running, src: str, user: str, password: str) -> bytes:
         client.close()
 
 
+def imap_authenticate_plain(srv: Running, src: str, user: str, password: str) -> bytes:
+    """The tagged answer to AUTHENTICATE PLAIN with an initial response (RFC 4959)."""
+    client = imaps(srv, src)
+    try:
+        proof = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        client.send(f"A1 AUTHENTICATE PLAIN {proof}\r\n".encode())
+        return client.until(b"A1")[-1]
+    finally:
+        client.close()
+
+
 def raw_smtp(srv: Running, src: str, listener: str = "submission") -> socket.socket:
     return socket.create_connection(("127.0.0.1", srv.port(listener)), 10, source_address=(src, 0))
 
@@ -186,18 +197,21 @@ def test_account_locked_after_failures_from_any_address_and_door(srv: Running) -
         assert code == 535 and text.startswith("5.7.8")
     answer = imap_login(srv, source(), CARDIOLOGIE, "nor this one")
     assert answer.startswith(b"L1 NO [AUTHENTICATIONFAILED]"), answer
-    # That was PER_ACCOUNT failures: the account is locked, whoever asks.
+    # That was PER_ACCOUNT failures: the account is locked, whoever asks; a temporary
+    # refusal, like a blocked address (454 4.7.0, RFC 4954 §6; IMAP UNAVAILABLE).
     lockout = "too many failed authentications for this account; try again in 15 min"
     with submission(srv, source()) as s:
         code, text = auth_plain(s, CARDIOLOGIE, right)
-        assert code == 535 and text == "5.7.8 " + lockout
+        assert code == 454 and text == "4.7.0 " + lockout
         code, text = auth_login(s, CARDIOLOGIE.upper(), right)  # the same account
-        assert code == 535 and lockout in text
+        assert code == 454 and lockout in text
         # The address is not what is locked: another account logs in from it.
         code, text = auth_plain(s, OTHER_PATIENT, _password(srv, OTHER_PATIENT))
         assert code == 235, text
     answer = imap_login(srv, source(), CARDIOLOGIE, right)
-    assert answer.startswith(b"L1 NO ") and lockout.encode() in answer, answer
+    assert answer.startswith(b"L1 NO [UNAVAILABLE] ") and lockout.encode() in answer, answer
+    answer = imap_authenticate_plain(srv, source(), CARDIOLOGIE, right)
+    assert answer.startswith(b"A1 NO [UNAVAILABLE] ") and lockout.encode() in answer, answer
 
 
 def test_address_locked_after_failures_each_answered_later(srv: Running) -> None:
