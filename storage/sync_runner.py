@@ -63,8 +63,10 @@ _THREADS = 2  # a writer (waiting on its fsync) and a reader at the same time
 _SHARED = "_shared_sync_runner"  # SyncRunner.shared: the attribute on the Database
 
 
-def _sqlite_file_engines(db: Database) -> tuple[Engine, Engine] | None:
-    """The worker threads' engine and the event loop's (one connection, no busy wait)."""
+def _sqlite_file_engines(db: Database) -> tuple[Engine, Engine, Engine] | None:
+    """The worker threads' engine and the event loop's two, synced and not (one connection
+    each, no busy wait): two connections rather than one switching ``synchronous`` back and
+    forth, which took a third of the statements of a busy IMAP server."""
     url = make_url(db.url)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
@@ -76,15 +78,26 @@ def _sqlite_file_engines(db: Database) -> tuple[Engine, Engine] | None:
         max_overflow=0,
     )
     event.listen(threads, "connect", sqlite_pragmas)
-    loop = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
-    event.listen(loop, "connect", _never_wait)
-    return threads, loop
+    synced, unsynced = (
+        create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        for _ in range(2)
+    )
+    event.listen(synced, "connect", _never_wait)
+    event.listen(unsynced, "connect", _never_wait_nor_sync)
+    return threads, synced, unsynced
 
 
 def _never_wait(dbapi_conn: Any, record: Any) -> None:
     sqlite_pragmas(dbapi_conn, record)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout=0")  # locked: SQLITE_BUSY at once (see _locked)
+    cur.close()
+
+
+def _never_wait_nor_sync(dbapi_conn: Any, record: Any) -> None:
+    _never_wait(dbapi_conn, record)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA synchronous=NORMAL")  # WAL: commits without an fsync (durable=False)
     cur.close()
 
 
@@ -111,6 +124,7 @@ class SyncRunner:
         engines = _sqlite_file_engines(db)
         self._engine: Engine | None = engines[0] if engines is not None else None
         self._quick = _Kept(engines[1]) if engines is not None else None
+        self._unsynced = _Kept(engines[2]) if engines is not None else None
         self._threads: ThreadPoolExecutor | None = None
         if engines is not None:
             self._threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="mailstore-sqlite")
@@ -154,7 +168,9 @@ class SyncRunner:
                     return result
             if quick and self._quick is not None:
                 try:
-                    return self._quick.run(fn, durable=durable)
+                    kept = self._quick if durable else self._unsynced
+                    assert kept is not None
+                    return kept.run(fn)
                 except OperationalError as exc:
                     if not _locked(exc):
                         raise
@@ -180,16 +196,10 @@ class _Kept:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._conn: Connection | None = None
-        self._synced = True  # the connection's synchronous setting is FULL
 
-    def run(self, fn: Callable[[Connection], tuple[T, bool]], *, durable: bool = True) -> T:
-        """``fn``'s result; what it did is committed when it says so, else rolled back; the
-        commit waits for the disk when ``durable``."""
+    def run(self, fn: Callable[[Connection], tuple[T, bool]]) -> T:
+        """``fn``'s result; what it did is committed when it says so, else rolled back."""
         conn = self._conn if self._conn is not None else self._connect()
-        if durable != self._synced:  # set between transactions, where SQLite takes it
-            conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            conn.rollback()
-            self._synced = durable
         try:
             result, keep = fn(conn)
             if keep:
@@ -207,7 +217,6 @@ class _Kept:
 
     def _connect(self) -> Connection:
         self._conn = self.engine.connect()
-        self._synced = True  # sqlite_pragmas
         return self._conn
 
 
@@ -225,7 +234,7 @@ def _write(engine: Engine, fn: Callable[[Connection], tuple[T, bool]]) -> T:
         return result
 
 
-def _shutdown(engines: tuple[Engine, Engine], threads: ThreadPoolExecutor) -> None:
+def _shutdown(engines: tuple[Engine, ...], threads: ThreadPoolExecutor) -> None:
     threads.shutdown(wait=False)
     for engine in engines:
         engine.dispose()
