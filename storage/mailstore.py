@@ -323,39 +323,25 @@ def _in_ranges(
     by UID. Many ranges close together (a client's ``2,4:6,9,12:14``) are read as the one
     range around them and filtered here: a statement with a pair of parameters per range
     cost more to bind than to run. Otherwise, statements of at most ``_CHUNK`` ranges."""
-    merged = _merged(ranges)
-    lo, hi = merged[0][0], merged[-1][1]
-    if len(merged) > 2 and hi - lo < _SPAN:
+    lo = min(start for start, _ in ranges)
+    hi = max(end for _, end in ranges)
+    if len(ranges) > 2 and hi - lo < _SPAN:
         stmt, params = _by_ranges(
             columns, folder_id, [(lo, hi)], changed_since=changed_since, deleted=deleted
         )
-        starts = [start for start, _ in merged]
-        return [
-            row
-            for row in conn.execute(stmt, params)
-            if row[0] <= merged[bisect_right(starts, row[0]) - 1][1]
-        ]
+        inside = bytearray(hi - lo + 1)  # which UIDs of the span the ranges hold
+        for start, end in ranges:
+            inside[start - lo : end - lo + 1] = b"\x01" * (end - start + 1)
+        return [row for row in conn.execute(stmt, params) if inside[row[0] - lo]]
     found: list[Row[Any]] = []
-    for chunk in _chunks(merged):
+    for chunk in _chunks(ranges):
         stmt, params = _by_ranges(
             columns, folder_id, chunk, changed_since=changed_since, deleted=deleted
         )
         found.extend(conn.execute(stmt, params).all())
-    if len(merged) > _CHUNK:
+    if len(ranges) > _CHUNK:
         found.sort(key=lambda row: row[0])
     return found
-
-
-def _merged(ranges: UidRanges) -> list[tuple[int, int]]:
-    """Sorted, overlapping and adjacent ranges joined."""
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            if hi > out[-1][1]:
-                out[-1] = (out[-1][0], hi)
-        else:
-            out.append((lo, hi))
-    return out
 
 
 # Statements run for almost every IMAP command, built once: SQLAlchemy then reuses their
