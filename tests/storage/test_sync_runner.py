@@ -48,13 +48,19 @@ async def test_a_cancelled_write_holds_the_turn_until_its_thread_is_done(db: Dat
     assert writing.cancelled()
 
 
+async def _sqlite_with_table(db: Database, unless: str) -> SyncRunner:
+    """The database's runner, with a table ``t (n)``; the test is skipped on PostgreSQL."""
+    runner = SyncRunner.shared(db)
+    if not runner.threaded:
+        pytest.skip(f"PostgreSQL: {unless}")
+    await runner.write(lambda c: (c.exec_driver_sql("CREATE TABLE t (n INTEGER)"), True))
+    return runner
+
+
 async def test_a_quick_write_facing_a_locked_database_waits_off_the_event_loop(
     db: Database,
 ) -> None:
-    runner = SyncRunner.shared(db)
-    if not runner.threaded:
-        pytest.skip("PostgreSQL: no SQLite lock")
-    await runner.write(lambda c: (c.exec_driver_sql("CREATE TABLE t (n INTEGER)"), True))
+    runner = await _sqlite_with_table(db, "no SQLite lock")
     other = sqlite3.connect(str(make_url(db.url).database), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
     writing = asyncio.create_task(
@@ -76,10 +82,7 @@ async def test_a_quick_write_facing_a_locked_database_waits_off_the_event_loop(
 async def test_a_write_that_skips_the_fsync_survives_its_process_being_killed(
     db: Database,
 ) -> None:
-    runner = SyncRunner.shared(db)
-    if not runner.threaded:
-        pytest.skip("PostgreSQL: commits are the server's")
-    await runner.write(lambda c: (c.exec_driver_sql("CREATE TABLE t (n INTEGER)"), True))
+    runner = await _sqlite_with_table(db, "commits are the server's")
     script = f"""
 import asyncio, os, signal
 from storage.db import Database
