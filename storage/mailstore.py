@@ -884,9 +884,13 @@ class MailStore:
         once when the caller knows they add up to a few kilobytes (``octets``): from the
         page cache that takes microseconds, a trip to the thread a turn of the event loop."""
         get = self.blobs.get
-        if octets is not None and octets <= _QUICK_OCTETS:
+
+        def read() -> dict[str, bytes]:
             return {sha: get(sha) for sha in dict.fromkeys(shas)}
-        return await asyncio.to_thread(lambda: {sha: get(sha) for sha in dict.fromkeys(shas)})
+
+        if octets is not None and octets <= _QUICK_OCTETS:
+            return read()
+        return await asyncio.to_thread(read)
 
     async def record(self, entry: AuditEntry, **detail: Any) -> None:
         """An audit event on its own (reading a patient's mailbox changes nothing else)."""
@@ -995,7 +999,10 @@ class MailStore:
                 entry.insert(conn, uids=_compact(uids))
             return uids, True
 
-        few = _few(ranges) if ranges is not None else (known_size or _MAX_UID) <= _QUICK_UIDS
+        if ranges is not None:
+            few = _few(ranges)
+        else:
+            few = known_size is not None and known_size <= _QUICK_UIDS
         uids = await self.run.write(write, quick=few, durable=entry is not None)
         if uids:
             self._changed(folder_id)

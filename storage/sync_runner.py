@@ -123,8 +123,8 @@ class SyncRunner:
         self.db = db
         engines = _sqlite_file_engines(db)
         self._engine: Engine | None = engines[0] if engines is not None else None
-        self._quick = _Kept(engines[1]) if engines is not None else None
-        self._unsynced = _Kept(engines[2]) if engines is not None else None
+        # The event loop's connections: (synced, unsynced).
+        self._kept = (_Kept(engines[1]), _Kept(engines[2])) if engines is not None else None
         self._threads: ThreadPoolExecutor | None = None
         if engines is not None:
             self._threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="mailstore-sqlite")
@@ -141,9 +141,9 @@ class SyncRunner:
         if self._engine is None:
             async with self.db.read() as conn:
                 return await conn.run_sync(fn)
-        if quick and self._quick is not None:
+        if quick and self._kept is not None:
             try:
-                return self._quick.run(lambda conn: (fn(conn), False))
+                return self._kept[0].run(lambda conn: (fn(conn), False))
             except OperationalError as exc:
                 if not _locked(exc):
                     raise
@@ -166,11 +166,9 @@ class SyncRunner:
                     result, keep = await conn.run_sync(fn)
                     await (conn.commit() if keep else conn.rollback())
                     return result
-            if quick and self._quick is not None:
+            if quick and self._kept is not None:
                 try:
-                    kept = self._quick if durable else self._unsynced
-                    assert kept is not None
-                    return kept.run(fn)
+                    return self._kept[0 if durable else 1].run(fn)
                 except OperationalError as exc:
                     if not _locked(exc):
                         raise
